@@ -18,6 +18,7 @@ from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_fr
 
 # Modules added by later chapters import their public names below, one line each.
 # --- chapter modules ---
+from .einsum import einsum_backward, einsum_grad_subscripts
 from .matmul import linear_backward, matmul_backward
 from .symbolic import MatmulGradientVerification, symbol_matrix, verify_matmul_gradients
 
