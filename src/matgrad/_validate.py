@@ -7,6 +7,9 @@ argument, what it got and what was expected.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 __all__ = ["as_real_array", "float_dtype", "format_bytes", "shape_str"]
@@ -48,11 +51,57 @@ def float_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.dtype(dtype)
 
 
-def format_bytes(nbytes: int) -> str:
-    """Human-readable binary size: ``format_bytes(2**34) == '16.0 GiB'``."""
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+def format_bytes(nbytes) -> str:
+    """Write a number of bytes in binary units, the way the book quotes memory.
+
+    Parameters
+    ----------
+    nbytes : int or float
+        A non-negative number of bytes, e.g. from :func:`jacobian_nbytes` or
+        ``ndarray.nbytes``. Python and NumPy integers are exact at any size.
+
+    Returns
+    -------
+    str
+        ``"<k> B"`` (a whole number) below 1 KiB; otherwise the value in the
+        largest unit that keeps it below 1024, with one decimal:
+        ``"1.5 KiB"``, ``"16.0 GiB"``. Units are KiB, MiB, GiB, TiB and PiB
+        (powers of 1024); above 1024 PiB the value stays in PiB.
+
+    Raises
+    ------
+    TypeError
+        If ``nbytes`` is a boolean or not a real number.
+    ValueError
+        If ``nbytes`` is negative or not finite.
+
+    Notes
+    -----
+    One KiB is :math:`2^{10}` bytes, one MiB :math:`2^{20}`, one GiB
+    :math:`2^{30}`. A value is never printed as ``1024.0`` of a unit: one that
+    would round to that is given in the next unit (``1.0 MiB``).
+
+    Examples
+    --------
+    >>> format_bytes(2**34)                         # a float32 Jacobian of (1024, 64) by (1024, 64)
+    '16.0 GiB'
+    >>> format_bytes(1536)
+    '1.5 KiB'
+    >>> format_bytes(1000)
+    '1000 B'
+    >>> format_bytes(2**20 - 1)                     # 1023.999 KiB rounds up to the next unit
+    '1.0 MiB'
+    """
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(nbytes, numbers.Real):
+        raise TypeError(f"nbytes must be a non-negative real number of bytes; got {type(nbytes).__name__}: {nbytes!r:.80}")
+    finite = isinstance(nbytes, numbers.Integral) or math.isfinite(nbytes)
+    if not (finite and nbytes >= 0):
+        raise ValueError(f"nbytes must be a non-negative finite number of bytes; got {nbytes!r}")
+    if nbytes < 1024:
+        return f"{int(nbytes)} B"
+    value = nbytes / 1024  # true division: exact enough for display at any size
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        if round(value, 1) < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    return f"{value:.1f} PiB"

@@ -4,17 +4,21 @@ Central differences :math:`(f(x + \\varepsilon e) - f(x - \\varepsilon e)) / 2\\
 have an error of order :math:`\\varepsilon^2` from truncation and of order
 :math:`u / \\varepsilon` from rounding (``u`` the unit round-off), so the default
 step ``1e-6`` suits float64. Every function here works on a private copy of ``x``:
-the caller's array is never written, also when ``f`` raises.
+the caller's array is never written, also when ``f`` raises. The points are formed
+in the dtype of ``x`` (float32 stays float32), and each difference is divided by the
+step actually taken after rounding to that dtype, not by the nominal one.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._validate import as_real_array, format_bytes, shape_str
-from .jacobian import JacobianTooLarge
+from .jacobian import JacobianTooLarge, _check_max_bytes
 
 __all__ = [
     "GradientCheckResult",
@@ -26,15 +30,22 @@ __all__ = [
 
 
 def _scratch_copy(x, name="x") -> np.ndarray:
-    """A private, contiguous, floating copy of ``x`` (float32 stays float32)."""
+    """A private, contiguous, finite, floating copy of ``x`` (float32 stays float32)."""
     arr = as_real_array(x, name)
     dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float64)
-    return np.array(arr, dtype=dtype, copy=True, order="C")
+    work = np.array(arr, dtype=dtype, copy=True, order="C")
+    if not np.isfinite(work).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(work))[0])
+        raise ValueError(
+            f"{name} must be finite to be differentiated; {name}{list(bad) if bad else ''} is {float(work[bad])!r} "
+            f"({name} has shape {shape_str(work.shape)})"
+        )
+    return work
 
 
 def _check_eps(eps) -> float:
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)):
-        raise TypeError(f"eps must be a positive real number; got {eps!r}")
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"eps must be a positive real number; got {type(eps).__name__}: {eps!r:.80}")
     eps = float(eps)
     if not np.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a positive finite number; got {eps!r}")
@@ -45,7 +56,7 @@ def _as_scalar(value) -> float:
     """The real scalar ``f`` returned, as a Python float; anything else is a ValueError."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"f must return a real scalar; it returned a boolean ({value!r})")
-    if isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, numbers.Real):  # Python and NumPy integers and floats
         return float(value)
     if isinstance(value, np.ndarray):
         if value.ndim == 0 and value.dtype.kind in "iuf":
@@ -54,7 +65,21 @@ def _as_scalar(value) -> float:
             f"f must return a real scalar (a 0-d array or a number); it returned an ndarray of "
             f"shape {shape_str(value.shape)} and dtype {value.dtype}"
         )
-    raise ValueError(f"f must return a real scalar (a 0-d array or a number); it returned {type(value).__name__}: {value!r:.80}")
+    if isinstance(value, numbers.Complex):
+        raise ValueError(f"f must return a real scalar; it returned a complex number, {value!r}")
+    raise ValueError(
+        f"f must return a real scalar (a 0-d array or a number); it returned {type(value).__name__}: {value!r:.80}"
+    )
+
+
+def _step_too_small(eps, work, k) -> str:
+    index = tuple(int(i) for i in np.unravel_index(k, work.shape))
+    value = work.reshape(-1)[k]
+    return (
+        f"eps={eps:g} is too small for x of dtype {work.dtype}: at index {index}, x = {float(value)!r} and "
+        f"x + eps, x - eps round to the same {work.dtype} number, so f cannot see the step; "
+        f"use eps well above {float(np.spacing(np.abs(value))):.2e} (the spacing of {work.dtype} numbers there)"
+    )
 
 
 def numerical_gradient(f, x, *, eps=1e-6):
@@ -63,33 +88,48 @@ def numerical_gradient(f, x, *, eps=1e-6):
     Parameters
     ----------
     f : callable
-        ``f(x)`` returns a real scalar (a Python or NumPy number, or a 0-d array).
-        It is called with a private copy of ``x``, never with ``x`` itself.
+        ``f(x)`` returns a real scalar: a Python or NumPy integer or float, or a
+        0-d array of such. It is called with a private scratch copy of ``x``
+        (same shape, floating dtype), never with ``x`` itself, and must not keep
+        or modify that array.
     x : array_like, any shape
-        Point at which to differentiate. Integer input is treated as float64;
-        float32 input is perturbed in float32 (which is what a float32 check
-        really measures).
+        Point at which to differentiate; finite. Never modified, also when ``f``
+        raises. Integer input is treated as float64. Float32 (and float16) input
+        is perturbed in its own dtype, so ``f`` sees the points a float32
+        computation would really see.
     eps : float, optional
-        Step of the central difference (default ``1e-6``, suited to float64).
+        Step of the central difference (default ``1e-6``, suited to float64; for
+        float32 use about ``1e-3`` and tolerances near ``1e-2``).
 
     Returns
     -------
     ndarray of float64, shape x.shape
-        ``(f(x + eps e_k) - f(x - eps e_k)) / (2 eps)`` for every entry ``k``,
-        where the difference of the two evaluations is taken in float64.
+        ``(f(x + eps e_k) - f(x - eps e_k)) / h_k`` for every entry ``k``, where
+        ``h_k`` is the step actually taken (the difference of the two perturbed
+        entries after rounding to the dtype of ``x``, about ``2 eps``), and the
+        difference of the two values of ``f`` is taken in float64.
 
     Raises
     ------
     TypeError
-        If ``x`` is not a real numeric array or ``eps`` is not a number.
+        If ``f`` is not callable, ``x`` is not a real numeric array (booleans,
+        complex numbers, strings and objects are refused) or ``eps`` is not a
+        real number.
     ValueError
-        If ``f`` returns anything but a real scalar, or ``eps`` is not positive.
+        If ``f`` returns anything but a real scalar (an array of another shape, a
+        list, a string, ``None``, a complex number: the message says what came
+        back); if ``eps`` is not positive and finite; if ``x`` has an infinite or
+        NaN entry; or if ``eps`` is so small that ``x + eps`` and ``x - eps``
+        round to the same number in the dtype of ``x``.
 
     Notes
     -----
     Costs ``2 * x.size`` evaluations of ``f``. The error is
     :math:`O(\\varepsilon^2)` from truncation plus :math:`O(u|f|/\\varepsilon)`
-    from rounding.
+    from rounding, :math:`u` being the unit round-off of the computation in ``f``
+    (about :math:`10^{-16}` in float64, :math:`6 \\cdot 10^{-8}` in float32).
+    Dividing by the step actually taken removes a third error, that of rounding
+    ``x + eps`` and ``x - eps`` to the dtype of ``x``, which is large in float32.
 
     Examples
     --------
@@ -97,6 +137,14 @@ def numerical_gradient(f, x, *, eps=1e-6):
     >>> np.round(numerical_gradient(lambda X: np.sum(X**2), X), 6)
     array([[2., 4.],
            [6., 8.]])
+
+    Float32 input is differentiated in float32, with a larger step, and the
+    result is float64 all the same:
+
+    >>> x32 = np.array([0.5, -1.5], dtype=np.float32)
+    >>> g = numerical_gradient(lambda x: np.sum(x**3), x32, eps=1e-3)
+    >>> g.dtype, np.round(g, 2)
+    (dtype('float64'), array([0.75, 6.75]))
     """
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
@@ -106,12 +154,17 @@ def numerical_gradient(f, x, *, eps=1e-6):
     grad = np.empty(work.size, dtype=np.float64)
     for k in range(flat.size):
         original = flat[k]
-        flat[k] = original + eps
+        x_plus = work.dtype.type(original + eps)  # rounded to the dtype of x
+        x_minus = work.dtype.type(original - eps)
+        step = float(x_plus) - float(x_minus)
+        if not step > 0:
+            raise ValueError(_step_too_small(eps, work, k))
+        flat[k] = x_plus
         f_plus = _as_scalar(f(work))
-        flat[k] = original - eps
+        flat[k] = x_minus
         f_minus = _as_scalar(f(work))
         flat[k] = original
-        grad[k] = (f_plus - f_minus) / (2.0 * eps)
+        grad[k] = (f_plus - f_minus) / step
     return grad.reshape(work.shape)
 
 
@@ -121,28 +174,40 @@ def numerical_jacobian(f, x, *, eps=1e-6, max_bytes=256 * 2**20):
     Parameters
     ----------
     f : callable
-        ``f(x)`` returns a real array of a fixed shape ``out_shape``.
+        ``f(x)`` returns a real array of a fixed shape ``out_shape``. It is
+        called with a private scratch copy of ``x``, never with ``x`` itself.
     x : array_like, shape in_shape
-        Point at which to differentiate.
+        Point at which to differentiate; finite. Never modified.
     eps : float, optional
         Step of the central difference (default ``1e-6``).
-    max_bytes : int, optional
+    max_bytes : int or float, optional
         Refuse a float64 Jacobian larger than this (default 256 MiB).
 
     Returns
     -------
     ndarray of float64, shape out_shape + in_shape
-        ``J[..., k] = (f(x + eps e_k) - f(x - eps e_k)) / (2 eps)``: output axes
-        first, then input axes (the book's layout).
+        ``J[..., k] = (f(x + eps e_k) - f(x - eps e_k)) / h_k``: output axes
+        first, then input axes (the book's layout); ``h_k`` is the step actually
+        taken, as in :func:`numerical_gradient`.
 
     Raises
     ------
     TypeError
-        If ``x`` or an output of ``f`` is not a real numeric array.
+        If ``x`` or an output of ``f`` is not a real numeric array, or ``eps``
+        or ``max_bytes`` is not a number.
     ValueError
-        If ``f`` changes the shape of its output between calls.
+        If ``f`` changes the shape of its output between calls, ``x`` is not
+        finite, or ``eps`` or ``max_bytes`` is out of range (as in
+        :func:`numerical_gradient`).
     JacobianTooLarge
-        If the Jacobian would need more than ``max_bytes``.
+        If the Jacobian would need more than ``max_bytes``; checked after one
+        evaluation of ``f`` (to learn ``out_shape``) and before allocating it.
+
+    Notes
+    -----
+    Costs ``2 * x.size + 1`` evaluations of ``f``. Column ``k`` of the
+    flattened Jacobian is :math:`(f(x + \\varepsilon e_k) - f(x - \\varepsilon
+    e_k)) / 2\\varepsilon`, up to the rounding of the step.
 
     Examples
     --------
@@ -155,9 +220,10 @@ def numerical_jacobian(f, x, *, eps=1e-6, max_bytes=256 * 2**20):
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     eps = _check_eps(eps)
+    max_bytes = _check_max_bytes(max_bytes)
     work = _scratch_copy(x)
-    out_shape = np.shape(f(work.copy()))
-    nbytes = int(np.prod(out_shape, dtype=object) * work.size * 8)
+    out_shape = as_real_array(f(work.copy()), "f(x)").shape
+    nbytes = math.prod(out_shape) * work.size * 8
     if nbytes > max_bytes:
         raise JacobianTooLarge(
             f"the Jacobian would have shape {shape_str(tuple(out_shape) + work.shape)} and need "
@@ -169,9 +235,14 @@ def numerical_jacobian(f, x, *, eps=1e-6, max_bytes=256 * 2**20):
     J = np.empty(tuple(out_shape) + (work.size,), dtype=np.float64)
     for k in range(flat.size):
         original = flat[k]
-        flat[k] = original + eps
+        x_plus = work.dtype.type(original + eps)
+        x_minus = work.dtype.type(original - eps)
+        step = float(x_plus) - float(x_minus)
+        if not step > 0:
+            raise ValueError(_step_too_small(eps, work, k))
+        flat[k] = x_plus
         y_plus = as_real_array(f(work), "f(x)").astype(np.float64)
-        flat[k] = original - eps
+        flat[k] = x_minus
         y_minus = as_real_array(f(work), "f(x)").astype(np.float64)
         flat[k] = original
         if y_plus.shape != tuple(out_shape) or y_minus.shape != tuple(out_shape):
@@ -179,7 +250,7 @@ def numerical_jacobian(f, x, *, eps=1e-6, max_bytes=256 * 2**20):
                 f"f changed the shape of its output: first {shape_str(out_shape)}, then "
                 f"{shape_str(y_plus.shape)} and {shape_str(y_minus.shape)}"
             )
-        J[..., k] = (y_plus - y_minus) / (2.0 * eps)
+        J[..., k] = (y_plus - y_minus) / step
     return J.reshape(tuple(out_shape) + work.shape)
 
 
@@ -193,10 +264,11 @@ class GradientCheckResult:
         Whether every compared quantity satisfied ``|claimed - numerical| <=
         atol + rtol * |numerical|``.
     max_abs_error : float
-        Largest ``|claimed - numerical|``.
+        Largest ``|claimed - numerical|`` (``inf`` if a compared value is not
+        finite).
     max_rel_error : float
         Largest ``|claimed - numerical| / max(|claimed|, |numerical|)`` (0 where
-        both are 0).
+        both are 0; ``inf`` if a compared value is not finite).
     n_evaluations : int
         How many times ``f`` was called.
     method : str
@@ -244,23 +316,25 @@ class GradientCheckResult:
 
 
 def _compare(claimed, numerical, rtol, atol):
+    """Entry-wise comparison; a non-finite value on either side fails with infinite error."""
     claimed = np.asarray(claimed, dtype=np.float64)
     numerical = np.asarray(numerical, dtype=np.float64)
-    abs_err = np.abs(claimed - numerical)
-    scale = np.maximum(np.abs(claimed), np.abs(numerical))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel_err = np.where(scale > 0, abs_err / np.where(scale > 0, scale, 1.0), 0.0)
-    ok = abs_err <= atol + rtol * np.abs(numerical)
-    ok &= np.isfinite(claimed) & np.isfinite(numerical)
-    if abs_err.size == 0:
+    if claimed.size == 0:
         return True, 0.0, 0.0, 0, (), 0.0, 0.0
+    finite = np.isfinite(claimed) & np.isfinite(numerical)
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.where(finite, np.abs(claimed - numerical), np.inf)
+        scale = np.maximum(np.abs(claimed), np.abs(numerical))
+        rel_err = np.where(finite, abs_err / np.where(scale > 0, scale, 1.0), np.inf)
+    tol = atol + rtol * np.abs(numerical)
+    ok = finite & (abs_err <= tol)
     # worst: the entry that misses its tolerance by the most
-    badness = np.where(np.isfinite(abs_err), abs_err - (atol + rtol * np.abs(numerical)), np.inf)
+    badness = np.where(finite, abs_err - tol, np.inf)
     worst = np.unravel_index(int(np.argmax(badness)), abs_err.shape)
     return (
         bool(ok.all()),
-        float(np.nanmax(abs_err)) if np.isfinite(abs_err).any() else float("inf"),
-        float(np.nanmax(rel_err)) if np.isfinite(rel_err).any() else float("inf"),
+        float(abs_err.max()),
+        float(rel_err.max()),
         int((~ok).sum()),
         tuple(int(i) for i in worst),
         float(claimed[worst]),
@@ -269,11 +343,19 @@ def _compare(claimed, numerical, rtol, atol):
 
 
 def _check_tolerance(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a non-negative real number; got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative real number; got {type(value).__name__}: {value!r:.80}")
     if not value >= 0:
         raise ValueError(f"{name} must be a non-negative real number; got {value!r}")
     return float(value)
+
+
+def _check_n_directions(n_directions) -> int:
+    if isinstance(n_directions, (bool, np.bool_)) or not isinstance(n_directions, numbers.Integral):
+        raise TypeError(f"n_directions must be a positive integer; got {type(n_directions).__name__}: {n_directions!r:.80}")
+    if n_directions < 1:
+        raise ValueError(f"n_directions must be a positive integer (at least 1); got {n_directions}")
+    return int(n_directions)
 
 
 def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directions=8, seed=0, eps=1e-6):
@@ -282,15 +364,18 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     Parameters
     ----------
     f : callable
-        Scalar function of ``x`` (see :func:`numerical_gradient`).
+        Scalar function of ``x`` (see :func:`numerical_gradient`); called with a
+        private scratch copy of ``x``.
     x : array_like, any shape
-        Point at which the gradient was computed. Never modified.
+        Point at which the gradient was computed; finite. Never modified, also
+        when ``f`` raises.
     grad : array_like, shape x.shape
         The claimed gradient ``dL/dx``. A different shape is an error, never a
-        broadcast.
+        broadcast. Never modified.
     rtol, atol : float, optional
-        An entry passes if ``|claimed - numerical| <= atol + rtol * |numerical|``.
-        The defaults suit float64; a float32 computation needs looser ones.
+        A compared quantity passes if ``|claimed - numerical| <= atol + rtol *
+        |numerical|``. The defaults suit float64; a float32 computation needs
+        looser ones (about ``rtol=1e-2`` with ``eps=1e-3``).
     method : {"full", "directional"}, optional
         ``"full"`` compares every entry (``2 * x.size`` evaluations of ``f``).
         ``"directional"`` compares ``<grad, v>`` with a central difference of ``f``
@@ -298,8 +383,11 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         evaluations, whatever the size of ``x``).
     n_directions : int, optional
         Number of random directions for ``method="directional"`` (default 8).
+        Checked whatever the method.
     seed : int, optional
-        Seed of ``np.random.default_rng`` for the directions (default 0).
+        Seed of ``np.random.default_rng`` for the directions (default 0); anything
+        that function accepts. The same seed gives the same directions, and the
+        first ``k`` directions do not depend on ``n_directions``.
     eps : float, optional
         Finite-difference step (default ``1e-6``).
 
@@ -307,23 +395,33 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     -------
     GradientCheckResult
         With ``passed``, ``max_abs_error``, ``max_rel_error``, ``n_evaluations``
-        and the worst entry; ``bool(result) == result.passed``.
+        (the number of calls of ``f``) and the worst entry or direction, its
+        index, and both values; ``bool(result) == result.passed``.
 
     Raises
     ------
     TypeError
-        If ``x`` or ``grad`` is not a real numeric array, or an option has the
-        wrong type.
+        If ``f`` is not callable; if ``x`` or ``grad`` is not a real numeric
+        array (booleans, complex numbers, strings and objects are refused); or if
+        ``rtol``, ``atol``, ``eps`` or ``n_directions`` has the wrong type.
     ValueError
-        If ``grad.shape != x.shape``, ``method`` is unknown, ``n_directions < 1``,
-        or ``f`` does not return a real scalar.
+        If ``grad.shape != x.shape``; if ``method`` is unknown; if
+        ``n_directions < 1``; if ``eps`` is not positive and finite, or
+        ``rtol`` or ``atol`` is negative; if ``x`` is not finite; if ``f`` does
+        not return a real scalar; or if the step vanishes when rounded to the
+        dtype of ``x``.
 
     Notes
     -----
     The directional check rests on :math:`\\langle \\nabla f(x), v \\rangle =
     \\lim_{\\varepsilon \\to 0} (f(x + \\varepsilon v) - f(x - \\varepsilon v)) / 2\\varepsilon`.
-    A wrong gradient ``g`` passes a direction only if ``<g - grad f, v>`` is tiny,
-    which for a Gaussian direction happens with probability near zero.
+    A wrong gradient ``g`` passes direction ``v`` only if :math:`|\\langle g -
+    \\nabla f(x), v \\rangle|` is within the tolerance. For a Gaussian direction
+    the inner product with a fixed nonzero error is zero with probability zero,
+    so a wrong gradient is caught with a probability that tends to one as the
+    error grows against the tolerance; it is not a certainty. Each
+    ``<grad, v>`` is taken along the step actually made (after rounding ``x +
+    eps v`` to the dtype of ``x``), divided by ``2 eps``.
 
     Examples
     --------
@@ -343,6 +441,10 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     rtol = _check_tolerance(rtol, "rtol")
     atol = _check_tolerance(atol, "atol")
     eps = _check_eps(eps)
+    if not (isinstance(method, str) and method in ("full", "directional")):
+        raise ValueError(f'method must be "full" or "directional"; got {method!r}')
+    n_directions = _check_n_directions(n_directions)
+    rng = np.random.default_rng(seed)  # checks the seed, draws nothing yet
     x_arr = as_real_array(x, "x")
     g = as_real_array(grad, "grad")
     if g.shape != x_arr.shape:
@@ -351,40 +453,50 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             f"{shape_str(g.shape)} (a gradient of a scalar has the shape of its variable; "
             f"it is never broadcast)"
         )
+    n_calls = 0
+
+    def counted_f(z):
+        nonlocal n_calls
+        n_calls += 1
+        return f(z)
+
     if method == "full":
-        numerical = numerical_gradient(f, x_arr, eps=eps)
+        numerical = numerical_gradient(counted_f, x_arr, eps=eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(g, numerical, rtol, atol)
-        n_eval = 2 * x_arr.size
-    elif method == "directional":
-        if isinstance(n_directions, (bool, np.bool_)) or not isinstance(n_directions, (int, np.integer)):
-            raise TypeError(f"n_directions must be a positive integer; got {n_directions!r}")
-        if n_directions < 1:
-            raise ValueError(f"n_directions must be a positive integer; got {n_directions}")
-        rng = np.random.default_rng(seed)
+    else:
         work = _scratch_copy(x_arr)
         base = work.copy()
-        g64 = g.astype(np.float64)
-        claimed = np.empty(int(n_directions))
-        numerical = np.empty(int(n_directions))
-        for k in range(int(n_directions)):
+        g64 = np.asarray(g, dtype=np.float64).reshape(-1)
+        claimed = np.empty(n_directions)
+        numerical = np.empty(n_directions)
+        for k in range(n_directions):
             v = rng.standard_normal(work.shape)
-            v /= np.linalg.norm(v) or 1.0
+            norm = np.linalg.norm(v)
+            if norm > 0:
+                v /= norm
             step = (eps * v).astype(work.dtype)
+            # the displacement actually made, x_plus - x_minus, after rounding
             np.add(base, step, out=work)
-            f_plus = _as_scalar(f(work))
+            moved = work.astype(np.float64)
             np.subtract(base, step, out=work)
-            f_minus = _as_scalar(f(work))
+            moved -= work
+            if work.size and not moved.any():
+                raise ValueError(
+                    f"eps={eps:g} is too small for x of dtype {work.dtype}: x + eps v and x - eps v round "
+                    f"to the same point, so f cannot see the step; use a larger eps"
+                )
+            np.add(base, step, out=work)
+            f_plus = _as_scalar(counted_f(work))
+            np.subtract(base, step, out=work)
+            f_minus = _as_scalar(counted_f(work))
             numerical[k] = (f_plus - f_minus) / (2.0 * eps)
-            claimed[k] = float(np.sum(g64 * v))
+            claimed[k] = float(g64 @ moved.reshape(-1)) / (2.0 * eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(claimed, numerical, rtol, atol)
-        n_eval = 2 * int(n_directions)
-    else:
-        raise ValueError(f'method must be "full" or "directional"; got {method!r}')
     return GradientCheckResult(
         passed=passed,
         max_abs_error=max_abs,
         max_rel_error=max_rel,
-        n_evaluations=n_eval,
+        n_evaluations=n_calls,
         method=method,
         n_failed=n_failed,
         worst_index=worst,
@@ -395,16 +507,16 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     )
 
 
-def assert_gradient_close(f, x, grad, **options):
+def assert_gradient_close(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directions=8, seed=0, eps=1e-6):
     """Like :func:`check_gradient`, but raise ``AssertionError`` with a report on failure.
 
     Parameters
     ----------
     f, x, grad
-        As in :func:`check_gradient`.
-    **options
-        ``rtol``, ``atol``, ``method``, ``n_directions``, ``seed``, ``eps``: as in
-        :func:`check_gradient`.
+        As in :func:`check_gradient`: a scalar function, the point (any shape)
+        and the claimed gradient (shape ``x.shape``).
+    rtol, atol, method, n_directions, seed, eps
+        As in :func:`check_gradient`, with the same defaults.
 
     Returns
     -------
@@ -414,8 +526,16 @@ def assert_gradient_close(f, x, grad, **options):
     Raises
     ------
     AssertionError
-        If the check fails; the message names the worst entry, its index and both
-        values.
+        If the check fails; the message (``result.report()``) names the worst entry (or direction), its index, the claimed and the
+        finite-difference values, and the errors.
+    TypeError, ValueError
+        For bad arguments, as in :func:`check_gradient`.
+
+    Notes
+    -----
+    The test of each entry is the one of :func:`check_gradient`,
+    :math:`|g - \\hat g| \\le \\mathrm{atol} + \\mathrm{rtol}\\,|\\hat g|` with
+    :math:`\\hat g` the finite difference.
 
     Examples
     --------
@@ -426,7 +546,9 @@ def assert_gradient_close(f, x, grad, **options):
     ...
     AssertionError: gradient check (full, 4 evaluations of f) FAILED: 1 entry(s) outside tolerance; worst entry (1,): claimed 11, finite differences 12 (abs error 1, rel error 0.0833; rtol=1e-05, atol=1e-08)
     """
-    result = check_gradient(f, x, grad, **options)
+    result = check_gradient(
+        f, x, grad, rtol=rtol, atol=atol, method=method, n_directions=n_directions, seed=seed, eps=eps
+    )
     if not result.passed:
         raise AssertionError(result.report())
     return result

@@ -8,6 +8,7 @@ to an input ``A`` has the axes of ``C`` followed by the axes of ``A``, so
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class JacobianTooLarge(ValueError):
     ----------
     nbytes : int
         The number of bytes the Jacobian would have needed.
-    max_bytes : int
+    max_bytes : int or float
         The limit that was in force.
     """
 
@@ -93,7 +94,16 @@ def jacobian_nbytes(out_shape, in_shape, dtype=np.float32) -> int:
     return math.prod(out_dims) * math.prod(in_dims) * itemsize
 
 
-def _refuse_if_too_large(out_shape, in_shape, dtype, max_bytes: int, what: str) -> None:
+def _check_max_bytes(max_bytes):
+    """``max_bytes`` as given, after checking it is a non-negative number (``inf`` allowed)."""
+    if isinstance(max_bytes, (bool, np.bool_)) or not isinstance(max_bytes, numbers.Real):
+        raise TypeError(f"max_bytes must be a non-negative number of bytes; got {type(max_bytes).__name__}: {max_bytes!r:.80}")
+    if not max_bytes >= 0:  # also catches NaN
+        raise ValueError(f"max_bytes must be a non-negative number of bytes; got {max_bytes!r}")
+    return max_bytes
+
+
+def _refuse_if_too_large(out_shape, in_shape, dtype, max_bytes, what: str) -> None:
     nbytes = jacobian_nbytes(out_shape, in_shape, dtype)
     if nbytes > max_bytes:
         raise JacobianTooLarge(
@@ -117,9 +127,9 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
         Right factor.
     wrt : {"A", "B"}
         The input to differentiate with respect to.
-    max_bytes : int, optional
+    max_bytes : int or float, optional
         Refuse (before allocating anything) a Jacobian larger than this;
-        default 256 MiB.
+        default 256 MiB. ``float("inf")`` removes the limit.
 
     Returns
     -------
@@ -131,13 +141,15 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
     Raises
     ------
     TypeError
-        If ``A`` or ``B`` is not a real numeric array.
+        If ``A`` or ``B`` is not a real numeric array (booleans, complex numbers,
+        strings and objects are refused), or ``max_bytes`` is not a number.
     ValueError
-        If ``A`` or ``B`` is not 2-D, their inner sizes differ, or ``wrt`` is not
-        ``"A"`` or ``"B"``.
+        If ``A`` or ``B`` is not 2-D, their inner sizes differ, ``wrt`` is not
+        ``"A"`` or ``"B"``, or ``max_bytes`` is negative.
     JacobianTooLarge
         If the Jacobian needs more than ``max_bytes`` (a ``ValueError`` subclass
-        whose message gives the size in GiB).
+        whose message gives the size in binary units, e.g. ``16.0 GiB``). The
+        size is computed from the shapes alone, so nothing is allocated.
 
     Notes
     -----
@@ -160,9 +172,20 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
     >>> J[0, 1]           # dC[0, 1] / dA: only row 0 of A matters, through column 1 of B
     array([[6., 8.],
            [0., 0.]])
+
+    The float32 Jacobian of source note 004's sizes is refused from its shape alone:
+
+    >>> X = np.zeros((1024, 64), dtype=np.float32)
+    >>> W = np.zeros((64, 64), dtype=np.float32)
+    >>> try:
+    ...     matmul_jacobian(X, W, "A")
+    ... except JacobianTooLarge as err:
+    ...     print(format_bytes(err.nbytes))
+    16.0 GiB
     """
     A = as_real_array(A, "A")
     B = as_real_array(B, "B")
+    max_bytes = _check_max_bytes(max_bytes)
     if A.ndim != 2 or B.ndim != 2:
         raise ValueError(
             f"matmul_jacobian needs 2-D A (n, m) and B (m, d); got A of shape {shape_str(A.shape)} "
