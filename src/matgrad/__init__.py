@@ -20,7 +20,7 @@ from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_fr
 # --- chapter modules ---
 from .einsum import einsum_backward, einsum_grad_subscripts
 from .matmul import linear_backward, matmul_backward
-from .symbolic import MatmulGradientVerification, symbol_matrix, verify_matmul_gradients
+from .symbolic import IndexDerivation, MatmulGradientVerification, ReductionStep, TraceGradients, index_matmul_gradient, reduce_kronecker_sum, symbol_matrix, trace_matmul_gradients, verify_matmul_gradients  # noqa: E501
 
 __version__ = "0.1.0"
 

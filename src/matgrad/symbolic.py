@@ -6,6 +6,16 @@ Three routes to the same two formulas, each exact:
   ``G`` as a sympy symbol for concrete sizes, differentiates the scalar
   :math:`L = \\sum_{ij} g_{ij} y_{ij}` entry by entry and compares the result
   with the closed forms exactly (no rounding anywhere).
+* :func:`index_matmul_gradient` works in index notation for *symbolic* sizes
+  ``n, m, d``: ``y_ij = sum_k x_ik w_kj`` built from sympy ``IndexedBase`` and
+  ``Sum``, differentiated with respect to one entry ``x_pq`` (or ``w_pq``). sympy
+  answers with sums of Kronecker deltas that it cannot finish (``doit`` leaves
+  ``Piecewise`` range conditions), so the deltas are summed out here, one
+  index at a time, by :func:`reduce_kronecker_sum`, with the range of every
+  index checked.
+* :func:`trace_matmul_gradients` takes the matrix-expression route: sympy
+  ``MatrixSymbol`` objects of symbolic shapes, and the derivative of
+  :math:`\\operatorname{tr}(G^\\top X W)`.
 """
 
 from __future__ import annotations
@@ -16,8 +26,14 @@ import numpy as np
 import sympy as sp
 
 __all__ = [
+    "IndexDerivation",
     "MatmulGradientVerification",
+    "ReductionStep",
+    "TraceGradients",
+    "index_matmul_gradient",
+    "reduce_kronecker_sum",
     "symbol_matrix",
+    "trace_matmul_gradients",
     "verify_matmul_gradients",
 ]
 
@@ -203,3 +219,390 @@ def verify_matmul_gradients(n, m, d, *, convention="XW", closed_forms=None):
         dX_matches=_exactly_equal(dX, dX_closed),
         dW_matches=_exactly_equal(dW, dW_closed),
     )
+
+
+# ---------------------------------------------------------------------------
+# Index notation for symbolic sizes
+# ---------------------------------------------------------------------------
+
+
+def _index_range(value):
+    """The (lower, upper) bounds of an index-like value, or None if unknown."""
+    if isinstance(value, sp.Idx):
+        if value.lower is None or value.upper is None:
+            return None
+        return value.lower, value.upper
+    if getattr(value, "is_Integer", False):
+        return value, value
+    return None
+
+
+def _provably(relation) -> bool:
+    return relation is sp.true or relation is True
+
+
+def reduce_kronecker_sum(expr, index):
+    """Sum out ``index`` against a Kronecker delta: the rule Σ_k f(k) δ_kq = f(q).
+
+    Every ``Sum`` in ``expr`` that runs over ``index`` must have a summand that
+    is a product containing a factor ``KroneckerDelta(index, a)``; that sum is
+    replaced by the summand with ``index`` set to ``a`` (the delta becomes
+    ``δ_aa = 1``), and the limit over ``index`` is removed.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        An expression containing ``Sum(..., (index, lower, upper), ...)``.
+    index : sympy.Symbol or sympy.Idx
+        The summation index to sum out.
+
+    Returns
+    -------
+    sympy.Expr
+        ``expr`` with every such sum reduced.
+
+    Raises
+    ------
+    TypeError
+        If ``expr`` is not a sympy expression or ``index`` not a sympy symbol.
+    ValueError
+        If no sum over ``index`` occurs in ``expr``; if a summand over ``index``
+        is not a product with a ``KroneckerDelta(index, a)`` factor; or if the
+        range of ``a`` is not provably inside the summation range (``a`` must
+        be an integer or an ``Idx`` with bounds).
+
+    Notes
+    -----
+    The rule is only correct when ``a`` lies in the range of the sum:
+    :math:`\\sum_{k=l}^{u} f(k)\\,\\delta_{ka} = f(a)` if :math:`l \\le a \\le u`,
+    and 0 otherwise. sympy's own ``doit`` keeps that condition as a
+    ``Piecewise``; here it is proved from the bounds of ``a`` (for example
+    ``q = Idx("q", m)`` has bounds 0 and ``m - 1``) or the reduction refuses.
+
+    Examples
+    --------
+    >>> m = sp.Symbol("m", integer=True, positive=True)
+    >>> k, q = sp.Idx("k", m), sp.Idx("q", m)
+    >>> w = sp.IndexedBase("w")
+    >>> reduce_kronecker_sum(sp.Sum(sp.KroneckerDelta(k, q) * w[k], (k, 0, m - 1)), k)
+    w[q]
+    """
+    if not isinstance(expr, sp.Basic):
+        raise TypeError(f"expr must be a sympy expression; got {type(expr).__name__}")
+    if not isinstance(index, sp.Symbol) and not isinstance(index, sp.Idx):
+        raise TypeError(f"index must be a sympy Symbol or Idx; got {type(index).__name__} {index!r}")
+    found = []
+
+    def runs_over_index(node):
+        return isinstance(node, sp.Sum) and any(limit[0] == index for limit in node.limits)
+
+    def reduce(node):
+        position = [limit[0] for limit in node.limits].index(index)
+        _, lower, upper = node.limits[position]
+        summand = node.function
+        factors = sp.Mul.make_args(summand)
+        deltas = [
+            f for f in factors if isinstance(f, sp.KroneckerDelta) and index in f.args and f.args[0] != f.args[1]
+        ]
+        if not deltas:
+            raise ValueError(
+                f"cannot sum out {index}: the summand {summand} is not a product with a "
+                f"KroneckerDelta({index}, ...) factor"
+            )
+        delta = deltas[0]
+        partner = delta.args[1] if delta.args[0] == index else delta.args[0]
+        if index in partner.free_symbols:
+            raise ValueError(f"cannot sum out {index}: the delta {delta} has {index} on both sides")
+        bounds = _index_range(partner)
+        if bounds is None or not (_provably(sp.Le(lower, bounds[0])) and _provably(sp.Le(bounds[1], upper))):
+            raise ValueError(
+                f"cannot sum out {index} against {delta}: {partner} is not provably in the range "
+                f"[{lower}, {upper}] of the sum (give it as an integer or as an Idx with bounds)"
+            )
+        found.append(node)
+        reduced = summand.subs(index, partner)
+        rest = node.limits[:position] + node.limits[position + 1 :]
+        return sp.Sum(reduced, *rest) if rest else reduced
+
+    result = expr.replace(runs_over_index, reduce)
+    if not found:
+        raise ValueError(f"no Sum over {index} in {expr}")
+    return result
+
+
+@dataclass(frozen=True)
+class ReductionStep:
+    """One step of an index-notation derivation.
+
+    Attributes
+    ----------
+    description : str
+        What the step does, in words.
+    expr : sympy.Expr
+        The expression after the step.
+    """
+
+    description: str
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class IndexDerivation:
+    """The steps of :func:`index_matmul_gradient`, from the loss to the closed form.
+
+    Attributes
+    ----------
+    wrt : str
+        ``"X"`` or ``"W"``.
+    sizes : tuple of sympy.Symbol
+        The symbolic sizes ``(n, m, d)``: ``X`` is n×m, ``W`` is m×d, ``G`` n×d.
+    y : sympy.Expr
+        One entry of the product, ``y_ij = Sum(x_ik w_kj, k)``.
+    loss : sympy.Expr
+        ``L = Sum(g_ij y_ij, i, j)``, so that ``∂L/∂y_ij = g_ij``.
+    variable : sympy.Indexed
+        The entry differentiated by, ``x[p, q]`` or ``w[p, q]``.
+    dy_raw, dy : sympy.Expr
+        ``∂y_ij/∂variable`` as sympy returns it (a sum of Kronecker deltas)
+        and after summing out ``k``: ``δ_ip w_qj`` or ``x_ip δ_jq``.
+    raw : sympy.Expr
+        ``∂L/∂variable`` as sympy's ``diff`` returns it.
+    sympy_doit : sympy.Expr
+        What ``raw.doit()`` gives: sympy alone stops at a ``Piecewise``.
+    steps : tuple of ReductionStep
+        The raw derivative, then one step per index summed out.
+    result : sympy.Expr
+        The final entry: ``Sum(g_pj w_qj, j)`` or ``Sum(x_ip g_iq, i)``.
+    matrix_form : sympy.MatrixExpr
+        The same in matrix form, ``G*W.T`` or ``X.T*G``.
+    matrix_entry : sympy.Expr
+        Entry ``(p, q)`` of ``matrix_form`` written with the same bases and
+        summation index as ``result``; equal to it (the transpose step).
+    """
+
+    wrt: str
+    sizes: tuple
+    y: sp.Expr
+    loss: sp.Expr
+    variable: sp.Expr
+    dy_raw: sp.Expr
+    dy: sp.Expr
+    raw: sp.Expr
+    sympy_doit: sp.Expr
+    steps: tuple
+    result: sp.Expr
+    matrix_form: sp.Expr
+    matrix_entry: sp.Expr
+
+    def latex(self) -> str:
+        """The derivation as one LaTeX ``aligned`` block: each step on its own line.
+
+        Indices are printed by name only (sympy would print their ranges too).
+        """
+
+        def tex(expr):
+            plain = {idx: sp.Symbol(idx.name) for idx in expr.atoms(sp.Idx)}
+            return sp.latex(expr.xreplace(plain))
+
+        lhs = rf"\frac{{\partial L}}{{\partial {tex(self.variable)}}}"
+        lines = [rf"{lhs} &= {tex(self.steps[0].expr)}"]
+        lines += [rf"&= {tex(step.expr)}" for step in self.steps[1:]]
+        lines.append(rf"&= \left({sp.latex(self.matrix_form)}\right)_{{pq}}")
+        return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
+
+
+def _matmul_symbols():
+    n, m, d = sp.symbols("n m d", integer=True, positive=True)
+    i, j, k = sp.Idx("i", n), sp.Idx("j", d), sp.Idx("k", m)
+    x = sp.IndexedBase("x", shape=(n, m))
+    w = sp.IndexedBase("w", shape=(m, d))
+    g = sp.IndexedBase("g", shape=(n, d))
+    return (n, m, d), (i, j, k), (x, w, g)
+
+
+def _as_indexed(entry, bases, index):
+    """Entry of a matrix expression with MatrixElements as Indexed and its dummy renamed."""
+    entry = entry.replace(
+        lambda e: isinstance(e, sp.matrices.expressions.matexpr.MatrixElement),
+        lambda e: bases[e.parent.name][e.i, e.j],
+    )
+    if isinstance(entry, sp.Sum) and len(entry.limits) == 1:
+        dummy, lower, upper = entry.limits[0]
+        entry = sp.Sum(entry.function.xreplace({dummy: index}), (index, lower, upper))
+    return entry
+
+
+def index_matmul_gradient(wrt):
+    """Derive ∂L/∂x_pq or ∂L/∂w_pq of ``L = Σ_ij g_ij (XW)_ij`` in index notation, symbolic sizes.
+
+    Parameters
+    ----------
+    wrt : {"X", "W"}
+        The factor to differentiate with respect to (row convention, Y = XW).
+
+    Returns
+    -------
+    IndexDerivation
+        The loss, sympy's raw derivative (sums of Kronecker deltas), each
+        reduction step, and the result ``Sum(g_pj w_qj, j)`` (for ``"X"``) or
+        ``Sum(x_ip g_iq, i)`` (for ``"W"``), with its matrix form
+        ``G*W.T`` or ``X.T*G``.
+
+    Raises
+    ------
+    ValueError
+        If ``wrt`` is not ``"X"`` or ``"W"``.
+
+    Notes
+    -----
+    With :math:`y_{ij} = \\sum_k x_{ik} w_{kj}` and
+    :math:`\\partial x_{ik} / \\partial x_{pq} = \\delta_{ip}\\delta_{kq}`,
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial x_{pq}}
+        = \\sum_{ij} g_{ij} \\sum_k \\delta_{ip}\\delta_{kq} w_{kj}
+        = \\sum_{ij} g_{ij} \\delta_{ip} w_{qj}
+        = \\sum_j g_{pj} w_{qj} = (G W^\\top)_{pq},
+
+    and in the same way :math:`\\partial L/\\partial w_{pq} = \\sum_i x_{ip} g_{iq}
+    = (X^\\top G)_{pq}`. The indices ``p, q`` are ``Idx`` objects with the ranges
+    of the variable's axes, which is what allows each delta to be summed out
+    (:func:`reduce_kronecker_sum`).
+
+    Examples
+    --------
+    >>> der = index_matmul_gradient("X")
+    >>> der.raw
+    Sum(g[i, j]*Sum(KroneckerDelta(i, p)*KroneckerDelta(k, q)*w[k, j], (k, 0, m - 1)), (i, 0, n - 1), (j, 0, d - 1))
+    >>> for step in der.steps[1:]:
+    ...     print(step.expr)
+    Sum(KroneckerDelta(i, p)*g[i, j]*w[q, j], (i, 0, n - 1), (j, 0, d - 1))
+    Sum(g[p, j]*w[q, j], (j, 0, d - 1))
+    >>> der.matrix_form
+    G*W.T
+    >>> der.result == der.matrix_entry
+    True
+    """
+    if not isinstance(wrt, str) or wrt not in ("X", "W"):
+        raise ValueError(f"wrt must be 'X' or 'W' (the factors of Y = X W); got {wrt!r}")
+    (n, m, d), (i, j, k), (x, w, g) = _matmul_symbols()
+    y = sp.Sum(x[i, k] * w[k, j], (k, 0, m - 1))
+    loss = sp.Sum(g[i, j] * y, (i, 0, n - 1), (j, 0, d - 1))
+    Xm, Wm, Gm = sp.MatrixSymbol("X", n, m), sp.MatrixSymbol("W", m, d), sp.MatrixSymbol("G", n, d)
+    if wrt == "X":
+        p, q = sp.Idx("p", n), sp.Idx("q", m)
+        variable = x[p, q]
+        order = ((k, "sum over k against δ_kq (q lies in 0..m-1): set k = q"),
+                 (i, "sum over i against δ_ip (p lies in 0..n-1): set i = p"))
+        matrix_form, remaining = Gm * Wm.T, j
+    else:
+        p, q = sp.Idx("p", m), sp.Idx("q", d)
+        variable = w[p, q]
+        order = ((k, "sum over k against δ_kp (p lies in 0..m-1): set k = p"),
+                 (j, "sum over j against δ_jq (q lies in 0..d-1): set j = q"))
+        matrix_form, remaining = Xm.T * Gm, i
+    dy_raw = sp.diff(y, variable)
+    dy = reduce_kronecker_sum(dy_raw, k)
+    raw = sp.diff(loss, variable)
+    rule = "∂x_ik/∂x_pq = δ_ip δ_kq" if wrt == "X" else "∂w_kj/∂w_pq = δ_kp δ_jq"
+    steps = [ReductionStep(f"sympy's derivative: the sums differentiated term by term, {rule}", raw)]
+    expr = raw
+    for index, text in order:
+        expr = reduce_kronecker_sum(expr, index)
+        steps.append(ReductionStep(text, expr))
+    bases = {"X": x, "W": w, "G": g}
+    matrix_entry = _as_indexed(matrix_form[p, q], bases, remaining)
+    return IndexDerivation(
+        wrt=wrt,
+        sizes=(n, m, d),
+        y=y,
+        loss=loss,
+        variable=variable,
+        dy_raw=dy_raw,
+        dy=dy,
+        raw=raw,
+        sympy_doit=raw.doit(),
+        steps=tuple(steps),
+        result=expr,
+        matrix_form=matrix_form,
+        matrix_entry=matrix_entry,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Matrix expressions of symbolic shape
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceGradients:
+    """Result of :func:`trace_matmul_gradients`.
+
+    Attributes
+    ----------
+    convention : str
+        ``"XW"`` or ``"WX"``.
+    X, W, G : sympy.MatrixSymbol
+        Matrix symbols of symbolic shapes.
+    loss : sympy.Trace
+        :math:`\\operatorname{tr}(G^\\top Y)`, equal to :math:`\\sum_{ij} g_{ij} y_{ij}`.
+    dX, dW : sympy.MatrixExpr
+        sympy's derivatives of ``loss`` with respect to ``X`` and ``W``.
+    """
+
+    convention: str
+    X: sp.MatrixSymbol
+    W: sp.MatrixSymbol
+    G: sp.MatrixSymbol
+    loss: sp.Expr
+    dX: sp.Expr
+    dW: sp.Expr
+
+
+def trace_matmul_gradients(*, convention="XW"):
+    """Differentiate ``Trace(G.T * Y)`` with sympy matrix expressions of symbolic shape.
+
+    Parameters
+    ----------
+    convention : {"XW", "WX"}, optional
+        ``"XW"`` (default): ``X`` is n×m, ``W`` is m×d, ``Y = X W``, ``G`` n×d.
+        ``"WX"``: ``W`` is d×m, ``X`` is m×n, ``Y = W X``, ``G`` d×n.
+
+    Returns
+    -------
+    TraceGradients
+        The symbols, the loss and sympy's ``dX`` and ``dW``.
+
+    Raises
+    ------
+    ValueError
+        If ``convention`` is unknown.
+
+    Notes
+    -----
+    :math:`\\operatorname{tr}(G^\\top Y) = \\sum_{ij} g_{ij} y_{ij} = \\langle G, Y\\rangle`,
+    so its gradient with respect to ``Y`` is ``G`` and the derivatives with
+    respect to ``X`` and ``W`` are the backward pass of the product:
+    ``G*W.T`` and ``X.T*G`` for ``Y = X W``; ``W.T*G`` and ``G*X.T`` for ``Y = W X``.
+
+    Examples
+    --------
+    >>> grads = trace_matmul_gradients()
+    >>> grads.loss
+    Trace(G.T*X*W)
+    >>> grads.dX, grads.dW
+    (G*W.T, X.T*G)
+    >>> trace_matmul_gradients(convention="WX").dX
+    W.T*G
+    """
+    convention = _check_convention(convention)
+    n, m, d = sp.symbols("n m d", integer=True, positive=True)
+    if convention == "XW":
+        X, W, G = sp.MatrixSymbol("X", n, m), sp.MatrixSymbol("W", m, d), sp.MatrixSymbol("G", n, d)
+        Y = X * W
+    else:
+        X, W, G = sp.MatrixSymbol("X", m, n), sp.MatrixSymbol("W", d, m), sp.MatrixSymbol("G", d, n)
+        Y = W * X
+    loss = sp.Trace(G.T * Y)
+    return TraceGradients(convention, X, W, G, loss, sp.diff(loss, X), sp.diff(loss, W))
