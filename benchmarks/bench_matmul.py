@@ -1,0 +1,119 @@
+"""How long matgrad.matmul_backward takes, relative to the forward product A @ B.
+
+A backward pass through C = A @ B is two products of the size of the forward one
+(dA = dC @ B^T and dB = A^T @ dC), so its time divided by the forward time should
+be close to 2.0. The same ratio is measured for PyTorch autograd on the same CPU
+and thread count. Cases: square float32 and float64 products of size 1024, and a
+stack (64, 128, 256) @ (256, 128) whose weight gradient must be one large product.
+
+Run:  python benchmarks/bench_matmul.py [--threads N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from matgrad import matmul_backward
+
+CASES = [
+    ("1024x1024 @ 1024x1024", (1024, 1024), (1024, 1024), np.float32),
+    ("1024x1024 @ 1024x1024", (1024, 1024), (1024, 1024), np.float64),
+    ("(64,128,256) @ (256,128)", (64, 128, 256), (256, 128), np.float32),
+    ("(64,128,256) @ (256,128)", (64, 128, 256), (256, 128), np.float64),
+]
+
+
+def best_times(fns, repeat):
+    """Minimum wall time of each function over ``repeat`` rounds, after one warm-up round.
+
+    The functions are called in turn within every round, so that a burst of load from
+    other processes affects all of them alike; the minimum is the least disturbed run.
+    """
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def run_case(shape_a, shape_b, dtype, repeat, rng):
+    A = rng.standard_normal(shape_a).astype(dtype)
+    B = rng.standard_normal(shape_b).astype(dtype)
+    dC = rng.standard_normal(np.matmul(A, B).shape).astype(dtype)
+
+    tA = torch.from_numpy(A).requires_grad_(True)
+    tB = torch.from_numpy(B).requires_grad_(True)
+    tdC = torch.from_numpy(dC)
+
+    C = tA @ tB  # one graph, kept, so that only the backward pass is timed
+
+    def torch_backward():
+        tA.grad = None  # with no stored grad, autograd assigns instead of accumulating
+        tB.grad = None
+        C.backward(tdC, retain_graph=True)
+
+    def torch_forward():
+        with torch.no_grad():
+            tA @ tB
+
+    m = A.shape[-1]
+    t_fwd, t_fwd_rows, t_bwd, t_tfwd, t_tbwd = best_times(
+        [
+            lambda: A @ B,
+            lambda: A.reshape(-1, m) @ B,  # the same forward product as one large one (B is shared)
+            lambda: matmul_backward(A, B, dC),
+            torch_forward,
+            torch_backward,
+        ],
+        repeat,
+    )
+    # the stricter baseline: numpy's stacked A @ B loops over the stack, one product per matrix
+    t_fwd = min(t_fwd, t_fwd_rows)
+
+    # a fast wrong answer must not pass: compare with PyTorch (float64 tolerances scaled for float32)
+    dA, dB = matmul_backward(A, B, dC)
+    torch_backward()
+    tol = {"rtol": 1e-4, "atol": 1e-3} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-9}
+    torch.testing.assert_close(torch.from_numpy(dA), tA.grad, **tol)
+    torch.testing.assert_close(torch.from_numpy(dB), tB.grad, **tol)
+    return t_fwd, t_bwd, t_tfwd, t_tbwd
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="threads for numpy's BLAS and for torch (default 2)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement; the minimum is kept")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"threads={args.threads} (numpy BLAS and torch), best of {args.repeat} runs; ratio = backward / forward")
+    header = (
+        f"{'case':<26} {'dtype':<8} {'fwd ms':>8} {'bwd ms':>8} {'ratio':>6} | "
+        f"{'torch fwd':>9} {'torch bwd':>9} {'ratio':>6} | {'bwd/torch bwd':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    with threadpool_limits(limits=args.threads):
+        for name, shape_a, shape_b, dtype in CASES:
+            t_fwd, t_bwd, t_tfwd, t_tbwd = run_case(shape_a, shape_b, dtype, args.repeat, rng)
+            print(
+                f"{name:<26} {np.dtype(dtype).name:<8} {1e3 * t_fwd:8.1f} {1e3 * t_bwd:8.1f} {t_bwd / t_fwd:6.2f} | "
+                f"{1e3 * t_tfwd:9.1f} {1e3 * t_tbwd:9.1f} {t_tbwd / t_tfwd:6.2f} | {t_bwd / t_tbwd:13.2f}"
+            )
+    print("fwd = the faster of A @ B and A.reshape(-1, m) @ B (numpy's stacked matmul can be much slower)")
+    print("goal: matgrad ratio <= 2.2 and <= torch ratio (a backward pass is two forward-sized products);")
+    print("the last column compares the two backward passes directly (below 1: matgrad is faster)")
+
+
+if __name__ == "__main__":
+    main()
