@@ -39,8 +39,9 @@ build-strict: $(STAMP)
 browser: $(STAMP)
 	$(PY) -m pytest tests/browser -rs
 
+# Jupyter refuses to start as root unless told; containers often run as root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab book
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) book
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do \
