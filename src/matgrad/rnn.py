@@ -287,24 +287,26 @@ def rnn_forward(xs, c0, W_c, W_x, b):
     if T == 0:
         raise ValueError(f"xs must hold at least one step; got xs of shape {shape_str(xs.shape)} (T = 0)")
     dtype = float_dtype(xs, c0, W_c, W_x, b)
-    # X[:, t*m:(t+1)*m] = x_{t+1}: a private copy in the layout of one big product
+    # X = [x_1, ..., x_T], shape (n_x, T*m): a private copy laid out for one big product
     X = np.empty((n_x, T, m), dtype=dtype)
     X[...] = xs.transpose(1, 0, 2)
     X = X.reshape(n_x, T * m)
     W_c = np.array(W_c, dtype=dtype, copy=True)
     W_x = np.array(W_x, dtype=dtype, copy=True)
-    # C[:, t, :] = c_t for t = 0..T (c_0 included), laid out (n_c, T + 1, m)
-    C = np.empty((n_c, T + 1, m), dtype=dtype)
-    C[:, 0, :] = c0
-    U = W_x @ X  # (n_c, T*m): W_x x_t of every step in one product
-    U += b.astype(dtype, copy=False)
-    U = U.reshape(n_c, T, m)
-    tmp = np.empty((n_c, m), dtype=dtype)
+    # W_x x_t + b of every step in one product, then stored step-major: U[t] is contiguous
+    U_cols = W_x @ X
+    U_cols += b.astype(dtype, copy=False)
+    U = np.empty((T, n_c, m), dtype=dtype)
+    U[...] = U_cols.reshape(n_c, T, m).transpose(1, 0, 2)
+    # C[t] = c_t for t = 0..T (c_0 included); each step reads and writes contiguous blocks
+    C = np.empty((T + 1, n_c, m), dtype=dtype)
+    C[0] = c0
     for t in range(T):
-        np.matmul(W_c, C[:, t, :], out=tmp)
-        tmp += U[:, t, :]
-        np.tanh(tmp, out=C[:, t + 1, :])
-    cs = np.ascontiguousarray(C[:, 1:, :].transpose(1, 0, 2))
+        c = C[t + 1]
+        np.matmul(W_c, C[t], out=c)
+        c += U[t]
+        np.tanh(c, out=c)
+    cs = C[1:].copy()
     cache = _RNNCache(
         "sequence", dtype, {"X": X, "C": C, "W_c": W_c, "W_x": W_x}, {"T": T, "n_x": n_x, "n_c": n_c, "m": m}
     )
@@ -380,27 +382,26 @@ def rnn_backward(dcs, cache):
     dtype = float_dtype(np.empty(0, cache.dtype), dcs)
     X, C, W_c, W_x = (cache.arrays[k].astype(dtype, copy=False) for k in ("X", "C", "W_c", "W_x"))
     dcs = dcs.astype(dtype, copy=False)
-    # D[:, t, :] = 1 - c_{t+1}^2, all steps at once
-    D = C[:, 1:, :] * C[:, 1:, :]
+    # D[t] = 1 - c_{t+1}^2 for all steps at once
+    D = C[1:] * C[1:]
     np.subtract(1, D, out=D)
-    dU = np.empty((n_c, T, m), dtype=dtype)  # dU[:, t, :] = du_{t+1}
+    dU = np.empty((T, n_c, m), dtype=dtype)  # dU[t] = du_{t+1}
     W_cT = W_c.T
-    g = np.empty((n_c, m), dtype=dtype)
+    g = np.array(dcs[T - 1], copy=True)  # total gradient reaching c_T: only the direct part
     for t in range(T - 1, -1, -1):
-        if t == T - 1:
-            g[...] = dcs[t]
-        else:
-            np.matmul(W_cT, dU[:, t + 1, :], out=g)
-            g += dcs[t]
-        np.multiply(g, D[:, t, :], out=dU[:, t, :])
-    dc0 = W_cT @ dU[:, 0, :]
-    dU2 = dU.reshape(n_c, T * m)
-    C_prev = C[:, :T, :].reshape(n_c, T * m)  # c_0 ... c_{T-1}, a view
-    dxs = (W_x.T @ dU2).reshape(n_x, T, m).transpose(1, 0, 2)
+        if t < T - 1:
+            np.matmul(W_cT, dU[t + 1], out=g)  # the part arriving from c_{t+2}
+            g += dcs[t]  # plus the direct part
+        np.multiply(g, D[t], out=dU[t])
+    dc0 = W_cT @ dU[0]
+    # the sums over steps as single products over T*m columns
+    dU_cols = np.ascontiguousarray(dU.transpose(1, 0, 2)).reshape(n_c, T * m)
+    C_prev = np.ascontiguousarray(C[:T].transpose(1, 0, 2)).reshape(n_c, T * m)  # c_0 ... c_{T-1}
+    dxs = (W_x.T @ dU_cols).reshape(n_x, T, m).transpose(1, 0, 2)
     return {
         "dxs": np.ascontiguousarray(dxs),
         "dc0": dc0,
-        "dW_c": dU2 @ C_prev.T,
-        "dW_x": dU2 @ X.T,
-        "db": dU2.sum(axis=1, keepdims=True),
+        "dW_c": dU_cols @ C_prev.T,
+        "dW_x": dU_cols @ X.T,
+        "db": dU_cols.sum(axis=1, keepdims=True),
     }
