@@ -105,10 +105,11 @@ def matmul_backward(A, B, dC):
     factor is promoted to a matrix (a row for ``A``, a column for ``B``), the rule is
     applied, and the added axis is removed again. For stacks, the rule is applied to
     every matrix of the broadcast stack, and each gradient is then summed over the
-    batch axes that broadcasting added to or stretched in its factor. When only
-    ``A`` carries batch axes, ``dB`` is computed as one product of all the rows of
-    the batch, ``A.reshape(-1, m).T @ dC.reshape(-1, d)``, never as a stack of
-    products followed by a sum.
+    batch axes that broadcasting added to or stretched in its factor. When ``B`` is
+    one matrix shared by a stack of ``A`` (its batch axes, if any, all of size 1),
+    ``dB`` is computed as one product over all the rows of the stack,
+    ``A.reshape(-1, m).T @ dC.reshape(-1, d)``, never as a stack of products
+    followed by a sum; likewise ``dA`` for one ``A`` shared by a stack of ``B``.
 
     Examples
     --------
@@ -164,21 +165,19 @@ def matmul_backward(A, B, dC):
         g = g[..., None, :]
     n, m = a.shape[-2:]
     d = b.shape[-1]
+    batch = g.shape[:-2]
+    size = int(np.prod(batch))  # number of matrices in the broadcast stack (explicit: empty axes reshape too)
 
-    if a.ndim == 2 and b.ndim == 2:
-        dA = g @ b.T
-        dB = a.T @ g
-    elif b.ndim == 2:
-        # a stack against one shared matrix: every batch row of A meets the same B
-        rows = int(np.prod(a.shape[:-1]))  # explicit, so that empty axes reshape too
-        g_rows = g.reshape(rows, d)
-        dA = (g_rows @ b.T).reshape(a.shape)
-        dB = a.reshape(rows, m).T @ g_rows
-    elif a.ndim == 2:
-        # one shared A against a stack: contract dC and B over the batch and d at once
-        batch_axes = list(range(b.ndim - 2))
-        dA = np.tensordot(g, b, axes=(batch_axes + [g.ndim - 1], batch_axes + [b.ndim - 1]))
-        dB = a.T @ g
+    if np.prod(b.shape[:-2]) == 1:
+        # B is one matrix shared by the whole stack (also: the plain 2-D case). Every row of
+        # every matrix of A meets the same B, so both products run on all rows at once.
+        g_rows = g.reshape(size * n, d)
+        dA = _unbroadcast((g_rows @ b.reshape(m, d).T).reshape(batch + (n, m)), a.shape)
+        dB = (a.reshape(size * n, m).T @ g_rows).reshape(b.shape)
+    elif np.prod(a.shape[:-2]) == 1:
+        # one A shared by a stack of B: contract dC and B over the stack and d in one product
+        dA = np.tensordot(g.reshape(size, n, d), b.reshape(size, m, d), axes=([0, 2], [0, 2])).reshape(a.shape)
+        dB = _unbroadcast(a.reshape(n, m).T @ g, b.shape)
     else:
         dA = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape)
         dB = _unbroadcast(np.swapaxes(a, -1, -2) @ g, b.shape)
