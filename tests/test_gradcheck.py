@@ -557,8 +557,9 @@ def test_bad_n_directions_is_refused_whatever_the_method(n_directions, error, me
         ("atol", None, TypeError, "atol must be a non-negative real number"),
         ("eps", 0.0, ValueError, "eps must be a positive finite number"),
         ("eps", "small", TypeError, "eps must be a positive real number"),
-        ("seed", -1, ValueError, ""),
-        ("seed", "zero", TypeError, ""),
+        ("seed", -1, ValueError, "seed must be what np.random.default_rng accepts.*got int: -1"),
+        ("seed", "zero", TypeError, "seed must be what np.random.default_rng accepts.*got str: 'zero'"),
+        ("seed", 1.5, TypeError, "seed must be what np.random.default_rng accepts"),
     ],
 )
 def test_bad_options_are_refused(option, value, error, match):

@@ -187,3 +187,15 @@ def test_format_bytes_is_monotone(a, b):
     lo, hi = sorted((a, b))
     to_bytes = lambda t: float(t.split()[0]) * UNITS[t.split()[1]]  # noqa: E731
     assert to_bytes(format_bytes(lo)) <= to_bytes(format_bytes(hi))
+
+
+def test_shape_str_and_float_dtype_leave_their_arguments_unchanged():
+    shape = [2, 3]
+    a, b = np.arange(3), np.ones(2, dtype=np.float32)
+    a_before, b_before = a.copy(), b.copy()
+    shape_str(shape)
+    float_dtype(a, b)
+    assert shape == [2, 3]
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+    assert a.dtype == a_before.dtype and b.dtype == np.float32

@@ -403,11 +403,12 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     TypeError
         If ``f`` is not callable; if ``x`` or ``grad`` is not a real numeric
         array (booleans, complex numbers, strings and objects are refused); or if
-        ``rtol``, ``atol``, ``eps`` or ``n_directions`` has the wrong type.
+        ``rtol``, ``atol``, ``eps``, ``n_directions`` or ``seed`` has the wrong
+        type.
     ValueError
         If ``grad.shape != x.shape``; if ``method`` is unknown; if
         ``n_directions < 1``; if ``eps`` is not positive and finite, or
-        ``rtol`` or ``atol`` is negative; if ``x`` is not finite; if ``f`` does
+        ``rtol`` or ``atol`` is negative; if ``seed`` is a negative integer; if ``x`` is not finite; if ``f`` does
         not return a real scalar; or if the step vanishes when rounded to the
         dtype of ``x``.
 
@@ -444,7 +445,13 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     if not (isinstance(method, str) and method in ("full", "directional")):
         raise ValueError(f'method must be "full" or "directional"; got {method!r}')
     n_directions = _check_n_directions(n_directions)
-    rng = np.random.default_rng(seed)  # checks the seed, draws nothing yet
+    try:
+        rng = np.random.default_rng(seed)  # checks the seed, draws nothing yet
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"seed must be what np.random.default_rng accepts (a non-negative integer, by default 0); "
+            f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
+        ) from None
     x_arr = as_real_array(x, "x")
     g = as_real_array(grad, "grad")
     if g.shape != x_arr.shape:
