@@ -112,15 +112,25 @@ class MatmulGradientVerification:
     ----------
     convention : str
         ``"XW"`` (``Y = X W``) or ``"WX"`` (``Y = W X``).
-    X, W, G : sympy.ImmutableMatrix
-        The symbol matrices used (``G`` has the shape of ``Y``).
-    dX, dW : sympy.ImmutableMatrix
+    X : ``sympy.ImmutableMatrix``
+        The matrix of symbols standing for ``X``.
+    W : ``sympy.ImmutableMatrix``
+        The matrix of symbols standing for ``W``.
+    G : ``sympy.ImmutableMatrix``
+        The matrix of symbols standing for ``G`` (the shape of ``Y``).
+    dX : ``sympy.ImmutableMatrix``
         Derived entry by entry: ``dX[i, j] = diff(L, X[i, j])``.
-    dX_closed, dW_closed : sympy.ImmutableMatrix
-        The closed forms the derivation was compared with.
-    dX_matches, dW_matches : bool
-        Whether derived and closed form are exactly equal (same shape and
-        every entry's difference expands to zero).
+    dW : ``sympy.ImmutableMatrix``
+        Derived entry by entry: ``dW[i, j] = diff(L, W[i, j])``.
+    dX_closed : ``sympy.ImmutableMatrix``
+        The closed form ``dX`` was compared with.
+    dW_closed : ``sympy.ImmutableMatrix``
+        The closed form ``dW`` was compared with.
+    dX_matches : bool
+        Whether ``dX`` and ``dX_closed`` are exactly equal: same shape, and
+        every entry's difference expands to zero.
+    dW_matches : bool
+        The same for ``dW`` and ``dW_closed``.
     """
 
     convention: str
@@ -338,7 +348,7 @@ class ReductionStep:
     ----------
     description : str
         What the step does, in words.
-    expr : sympy.Expr
+    expr : ``sympy.Expr``
         The expression after the step.
     """
 
@@ -354,28 +364,30 @@ class IndexDerivation:
     ----------
     wrt : str
         ``"X"`` or ``"W"``.
-    sizes : tuple of sympy.Symbol
+    sizes : ``tuple of sympy.Symbol``
         The symbolic sizes ``(n, m, d)``: ``X`` is n×m, ``W`` is m×d, ``G`` n×d.
-    y : sympy.Expr
+    y : ``sympy.Expr``
         One entry of the product, ``y_ij = Sum(x_ik w_kj, k)``.
-    loss : sympy.Expr
+    loss : ``sympy.Expr``
         ``L = Sum(g_ij y_ij, i, j)``, so that ``∂L/∂y_ij = g_ij``.
-    variable : sympy.Indexed
-        The entry differentiated by, ``x[p, q]`` or ``w[p, q]``.
-    dy_raw, dy : sympy.Expr
-        ``∂y_ij/∂variable`` as sympy returns it (a sum of Kronecker deltas)
-        and after summing out ``k``: ``δ_ip w_qj`` or ``x_ip δ_jq``.
-    raw : sympy.Expr
+    variable : ``sympy.Indexed``
+        The entry differentiated by, ``x[p, q]`` or ``w[p, q]`` (``p`` and
+        ``q`` are ``Idx`` objects with the ranges of the variable's axes).
+    dy_raw : ``sympy.Expr``
+        ``∂y_ij/∂variable`` as sympy returns it: a sum with Kronecker deltas.
+    dy : ``sympy.Expr``
+        The same after summing out ``k``: ``δ_ip w_qj`` or ``x_ip δ_jq``.
+    raw : ``sympy.Expr``
         ``∂L/∂variable`` as sympy's ``diff`` returns it.
-    sympy_doit : sympy.Expr
+    sympy_doit : ``sympy.Expr``
         What ``raw.doit()`` gives: sympy alone stops at a ``Piecewise``.
-    steps : tuple of ReductionStep
+    steps : ``tuple of ReductionStep``
         The raw derivative, then one step per index summed out.
-    result : sympy.Expr
+    result : ``sympy.Expr``
         The final entry: ``Sum(g_pj w_qj, j)`` or ``Sum(x_ip g_iq, i)``.
-    matrix_form : sympy.MatrixExpr
-        The same in matrix form, ``G*W.T`` or ``X.T*G``.
-    matrix_entry : sympy.Expr
+    matrix_form : ``sympy.MatrixExpr``
+        The same in matrix form, ``G*W.T`` or ``X.T*G``, of symbolic shape.
+    matrix_entry : ``sympy.Expr``
         Entry ``(p, q)`` of ``matrix_form`` written with the same bases and
         summation index as ``result``; equal to it (the transpose step).
     """
@@ -543,12 +555,18 @@ class TraceGradients:
     ----------
     convention : str
         ``"XW"`` or ``"WX"``.
-    X, W, G : sympy.MatrixSymbol
-        Matrix symbols of symbolic shapes.
-    loss : sympy.Trace
+    X : ``sympy.MatrixSymbol``
+        ``X``, of symbolic shape.
+    W : ``sympy.MatrixSymbol``
+        ``W``, of symbolic shape.
+    G : ``sympy.MatrixSymbol``
+        ``G``, of the symbolic shape of ``Y``.
+    loss : ``sympy.Trace``
         :math:`\\operatorname{tr}(G^\\top Y)`, equal to :math:`\\sum_{ij} g_{ij} y_{ij}`.
-    dX, dW : sympy.MatrixExpr
-        sympy's derivatives of ``loss`` with respect to ``X`` and ``W``.
+    dX : ``sympy.MatrixExpr``
+        sympy's derivative of ``loss`` with respect to ``X``.
+    dW : ``sympy.MatrixExpr``
+        sympy's derivative of ``loss`` with respect to ``W``.
     """
 
     convention: str
