@@ -77,22 +77,22 @@ def _parse_term(term: str, where: str) -> _Term:
     pre, sep, post = term.partition("...")
     if "." in pre or "." in post:
         raise ValueError(f"{where} has a '.' that is not part of '...': {term!r}")
-    return _Term(pre, post, bool(sep))
+    return _Term("".join(pre.split()), "".join(post.split()), bool(sep))
 
 
 @functools.lru_cache(maxsize=256)
 def _parse(subscripts: str) -> _Parsed:
     """Check the grammar of ``subscripts`` (no shapes needed) and make the output explicit."""
-    s = "".join(subscripts.split())  # whitespace is ignored, as NumPy does
-    for ch in s:
-        if ch not in _ALLOWED:
+    for ch in subscripts:
+        if ch not in _ALLOWED and not ch.isspace():
             raise ValueError(
                 f"subscripts {subscripts!r} contain the invalid character {ch!r}; allowed are the "
                 f"letters a-z and A-Z, ',', '->', '...' and spaces"
             )
-    if s.count("->") > 1:
+    # spaces are ignored, as NumPy does, except inside '->' and '...'
+    if subscripts.count("->") > 1:
         raise ValueError(f"subscripts {subscripts!r} contain '->' more than once")
-    lhs, arrow, rhs = s.partition("->")
+    lhs, arrow, rhs = subscripts.partition("->")
     if "-" in lhs + rhs or ">" in lhs + rhs:
         raise ValueError(f"subscripts {subscripts!r} contain a '-' or '>' that is not part of '->'")
     if "," in rhs:
@@ -391,7 +391,7 @@ def einsum_backward(subscripts, *operands, grad_out):
             dA = np.array(g, dtype=dtype, copy=True)
         else:
             dA = g
-        grads.append(dA.reshape(A.shape))
+        grads.append(np.asarray(dA).reshape(A.shape))  # np.einsum gives a NumPy scalar for 0-d
     return tuple(grads)
 
 
