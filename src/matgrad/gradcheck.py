@@ -286,6 +286,14 @@ class GradientCheckResult:
         The relative tolerance used.
     atol : float
         The absolute tolerance used.
+
+    Examples
+    --------
+    >>> result = check_gradient(lambda x: np.sum(x**2), np.array([1.0, 2.0]), np.array([2.0, 5.0]))
+    >>> bool(result), result.n_failed, result.worst_index
+    (False, 1, (1,))
+    >>> round(result.numerical, 6)
+    4.0
     """
 
     passed: bool
