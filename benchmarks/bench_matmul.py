@@ -28,20 +28,25 @@ CASES = [
 ]
 
 
-def best_times(fns, repeat):
-    """Minimum wall time of each function over ``repeat`` rounds, after one warm-up round.
+def best_times(fns, repeat, budget=2.0, max_rounds=50):
+    """Minimum wall time of each function, after one warm-up round.
 
     The functions are called in turn within every round, so that a burst of load from
     other processes affects all of them alike; the minimum is the least disturbed run.
+    At least ``repeat`` rounds run, and more (up to ``max_rounds``) while the case has
+    used less than ``budget`` seconds, so that fast cases get more samples.
     """
     for fn in fns:
         fn()
     best = [float("inf")] * len(fns)
-    for _ in range(repeat):
+    start_all = time.perf_counter()
+    rounds = 0
+    while rounds < repeat or (rounds < max_rounds and time.perf_counter() - start_all < budget):
         for i, fn in enumerate(fns):
             start = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - start)
+        rounds += 1
     return best
 
 
@@ -91,12 +96,12 @@ def run_case(shape_a, shape_b, dtype, repeat, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for numpy's BLAS and for torch (default 2)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement; the minimum is kept")
+    parser.add_argument("--repeat", type=int, default=5, help="least number of timed rounds per case (more while a case took under 2 s); the minimum is kept")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"threads={args.threads} (numpy BLAS and torch), best of {args.repeat} runs; ratio = backward / forward")
+    print(f"threads={args.threads} (numpy BLAS and torch), best of at least {args.repeat} interleaved runs; ratio = backward / forward")
     header = (
         f"{'case':<26} {'dtype':<8} {'fwd ms':>8} {'bwd ms':>8} {'ratio':>6} | "
         f"{'torch fwd':>9} {'torch bwd':>9} {'ratio':>6} | {'bwd/torch bwd':>13}"

@@ -479,3 +479,26 @@ def test_linear_arguments_unchanged(rng):
         r[...] = 7.0
     for before, after in zip(copies, (X, W, b, dY)):
         np.testing.assert_array_equal(before, after)
+
+
+@given(
+    batch=st.lists(st.integers(0, 3), min_size=0, max_size=3),
+    in_features=st.integers(1, 4),
+    out_features=st.integers(1, 4),
+    with_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_linear_matches_torch_random_shapes(batch, in_features, out_features, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal(tuple(batch) + (in_features,))
+    W = rng.standard_normal((out_features, in_features))
+    b = rng.standard_normal(out_features) if with_bias else None
+    dY = rng.standard_normal(tuple(batch) + (out_features,))
+    dX, dW, db = linear_backward(X, W, b, dY)
+    tdX, tdW, tdb = torch_linear_grads(X, W, b, dY)
+    torch.testing.assert_close(torch.from_numpy(dX), tdX)
+    torch.testing.assert_close(torch.from_numpy(dW), tdW)
+    if with_bias:
+        torch.testing.assert_close(torch.from_numpy(db), tdb)
+    else:
+        assert db is None
