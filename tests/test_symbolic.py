@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matgrad import (
+    index_latex,
     index_matmul_gradient,
     reduce_kronecker_sum,
     symbol_matrix,
@@ -110,6 +111,20 @@ def test_verify_bad_closed_forms():
         verify_matmul_gradients(2, 2, 2, closed_forms="G*W.T")
 
 
+@pytest.mark.parametrize(
+    "closed_forms, match",
+    [
+        (lambda X, W, G: G * W.T, "must return a pair"),
+        (lambda X, W, G: (G * W.T, X.T * G, G), "must return a pair"),
+        (lambda X, W, G: (G * W.T, 0), "its dW is int"),
+        (lambda X, W, G: ([[1]], X.T * G), "its dX is list"),
+    ],
+)
+def test_verify_bad_closed_forms_return(closed_forms, match):
+    with pytest.raises(TypeError, match=match):
+        verify_matmul_gradients(1, 1, 1, closed_forms=closed_forms)
+
+
 def test_verify_accepts_numpy_integers():
     import numpy as np
 
@@ -197,6 +212,16 @@ def test_index_gradient_agrees_with_explicit_entries(wrt, sizes):
 def test_index_gradient_bad_wrt(bad):
     with pytest.raises(ValueError, match="wrt must be 'X' or 'W'"):
         index_matmul_gradient(bad)
+
+
+def test_index_latex_prints_indices_by_name():
+    der = index_matmul_gradient("X")
+    assert r"0\mathrel{..}" in sp.latex(der.raw)  # what sympy does on its own
+    tex = index_latex(der.raw)
+    assert r"0\mathrel{..}" not in tex and r"\delta_{i p}" in tex
+    assert index_latex(der.result) == r"\sum_{j=0}^{d - 1} {g}_{p,j} {w}_{q,j}"
+    with pytest.raises(TypeError, match="expr must be a sympy expression"):
+        index_latex("x")
 
 
 # ---------------------------------------------------------------------------

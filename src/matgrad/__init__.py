@@ -21,7 +21,7 @@ from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_fr
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 from .einsum import einsum_backward, einsum_grad_subscripts
 from .matmul import linear_backward, matmul_backward
-from .symbolic import IndexDerivation, MatmulGradientVerification, ReductionStep, TraceGradients, index_matmul_gradient, reduce_kronecker_sum, symbol_matrix, trace_matmul_gradients, verify_matmul_gradients  # noqa: E501
+from .symbolic import IndexDerivation, MatmulGradientVerification, ReductionStep, TraceGradients, index_latex, index_matmul_gradient, reduce_kronecker_sum, symbol_matrix, trace_matmul_gradients, verify_matmul_gradients  # noqa: E501
 
 __version__ = "0.1.0"
 

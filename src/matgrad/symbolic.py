@@ -30,6 +30,7 @@ __all__ = [
     "MatmulGradientVerification",
     "ReductionStep",
     "TraceGradients",
+    "index_latex",
     "index_matmul_gradient",
     "reduce_kronecker_sum",
     "symbol_matrix",
@@ -175,7 +176,8 @@ def verify_matmul_gradients(n, m, d, *, convention="XW", closed_forms=None):
     ValueError
         If a size is not a positive integer or ``convention`` is unknown.
     TypeError
-        If ``closed_forms`` is given but not callable.
+        If ``closed_forms`` is given but not callable, or does not return a
+        pair of sympy matrices.
 
     Notes
     -----
@@ -216,7 +218,13 @@ def verify_matmul_gradients(n, m, d, *, convention="XW", closed_forms=None):
     L = sp.expand(sum(g * y for g, y in zip(G, Y)))
     dX = X.applyfunc(lambda x: sp.diff(L, x))
     dW = W.applyfunc(lambda w: sp.diff(L, w))
-    dX_closed, dW_closed = (sp.ImmutableMatrix(M) for M in closed_forms(X, W, G))
+    claimed = closed_forms(X, W, G)
+    if not isinstance(claimed, (tuple, list)) or len(claimed) != 2:
+        raise TypeError(f"closed_forms must return a pair (dX, dW); it returned {type(claimed).__name__}: {claimed!r:.80}")
+    for name, M in zip(("dX", "dW"), claimed):
+        if not isinstance(M, (sp.MatrixBase, sp.MatrixExpr)):
+            raise TypeError(f"closed_forms must return sympy matrices; its {name} is {type(M).__name__}: {M!r:.80}")
+    dX_closed, dW_closed = (sp.ImmutableMatrix(M) for M in claimed)
     return MatmulGradientVerification(
         convention=convention,
         X=X,
@@ -412,15 +420,46 @@ class IndexDerivation:
         Indices are printed by name only (sympy would print their ranges too).
         """
 
-        def tex(expr):
-            plain = {idx: sp.Symbol(idx.name) for idx in expr.atoms(sp.Idx)}
-            return sp.latex(expr.xreplace(plain))
-
+        tex = index_latex
         lhs = rf"\frac{{\partial L}}{{\partial {tex(self.variable)}}}"
         lines = [rf"{lhs} &= {tex(self.steps[0].expr)}"]
         lines += [rf"&= {tex(step.expr)}" for step in self.steps[1:]]
         lines.append(rf"&= \left({sp.latex(self.matrix_form)}\right)_{{pq}}")
         return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"
+
+
+def index_latex(expr):
+    """LaTeX of a sympy expression with every ``Idx`` printed by its name only.
+
+    sympy prints an index with a range as ``i`` subscripted by its range
+    (``0..n-1``), which buries a formula in ranges; the sums already show them.
+
+    Parameters
+    ----------
+    expr : sympy.Basic
+        Any sympy expression, e.g. a step of an :class:`IndexDerivation`.
+
+    Returns
+    -------
+    str
+        The LaTeX code, without surrounding ``$``.
+
+    Raises
+    ------
+    TypeError
+        If ``expr`` is not a sympy expression.
+
+    Examples
+    --------
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> i = sp.Idx("i", n)
+    >>> print(index_latex(sp.Sum(sp.IndexedBase("x")[i], (i, 0, n - 1))))
+    \\sum_{i=0}^{n - 1} {x}_{i}
+    """
+    if not isinstance(expr, sp.Basic):
+        raise TypeError(f"expr must be a sympy expression; got {type(expr).__name__}")
+    plain = {idx: sp.Symbol(idx.name) for idx in expr.atoms(sp.Idx)}
+    return sp.latex(expr.xreplace(plain))
 
 
 def _matmul_symbols():
