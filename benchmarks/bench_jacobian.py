@@ -144,6 +144,20 @@ def main() -> None:
                 f"{t_route * 1e3:>8.2f}ms {t_route / t_closed:>9.0f}"
             )
 
+        # The closed form alone, on to sizes whose Jacobian could never be built, to see its own exponent
+        # once fixed per-call costs no longer dominate.
+        ns_long = [2**k for k in range(10, 17)]
+        t_long = []
+        for n in ns_long:
+            G = rng.standard_normal((n, d)).astype(dtype)
+            t_long.append(best_time(lambda: G @ W.T, args.repeats))
+        print(
+            "\nclosed form G @ W.T alone for n = "
+            + ", ".join(f"{n}: {t * 1e6:.0f}us" for n, t in zip(ns_long, t_long))
+            + f"\n  (the Jacobian at n = {ns_long[-1]} would need "
+            f"{format_bytes(jacobian_nbytes((ns_long[-1], d), (ns_long[-1], m), dtype))})"
+        )
+
     print()
     print(
         f"fitted exponent of the ratio J route / closed form against n: {fitted_exponent(ns, ratios):.2f} "
@@ -151,13 +165,17 @@ def main() -> None:
     )
     upper = [i for i, n in enumerate(ns) if n >= 64]
     print(
-        f"the same fitted on n >= 64 only, where fixed per-call overheads matter less: "
+        f"the same fitted on n >= 64 only: "
         f"{fitted_exponent([ns[i] for i in upper], [ratios[i] for i in upper]):.2f}"
     )
     print(
         f"fitted exponent of the J route alone: {fitted_exponent(ns, t_routes):.2f} (predicted 2); "
-        f"of the closed form alone: {fitted_exponent(ns, t_closeds):.2f} (predicted 1, less at small n "
-        f"where a call's fixed overhead dominates)"
+        f"of the closed form alone over the same n: {fitted_exponent(ns, t_closeds):.2f} (predicted 1, but "
+        f"at these small sizes a call's fixed overhead dominates, which also steepens the ratio)"
+    )
+    print(
+        f"fitted exponent of the closed form for n = {ns_long[0]} ... {ns_long[-1]}: "
+        f"{fitted_exponent(ns_long, t_long):.2f} (predicted 1)"
     )
     n_max = math.isqrt(MACHINE_BYTES // jacobian_nbytes((1, d), (1, m), dtype))
     print(
