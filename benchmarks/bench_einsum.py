@@ -22,7 +22,7 @@ different candidates interleaved so a burst of load from other jobs hits all of
 them alike. The sizes make one forward take roughly 10 to 50 ms on a 2-thread CPU;
 ``--scale`` shrinks or grows the batch dimensions.
 
-Run:  .venv/bin/python benchmarks/bench_einsum.py [--threads 2] [--repeats 7] [--scale 1.0]
+Run:  .venv/bin/python benchmarks/bench_einsum.py [--threads 2] [--repeats 7] [--scale 1.0] [--clock wall]
 """
 
 from __future__ import annotations
@@ -49,20 +49,20 @@ def cases(scale: float):
     ]
 
 
-def interleaved_min(fns: dict, repeats: int) -> dict:
+def interleaved_min(fns: dict, repeats: int, clock) -> dict:
     """Minimum time of one call of each function, the calls interleaved over ``repeats`` rounds."""
     for fn in fns.values():  # warm up (caches, thread pools, lazy imports)
         fn()
     best = {name: float("inf") for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     return best
 
 
-def run_case(subscripts, shapes, repeats, rng):
+def run_case(subscripts, shapes, repeats, rng, clock):
     operands = [rng.standard_normal(s) for s in shapes]
     Y = np.einsum(subscripts, *operands, optimize=True)
     G = rng.standard_normal(Y.shape)
@@ -87,6 +87,7 @@ def run_case(subscripts, shapes, repeats, rng):
             "torch_backward": torch_backward,
         },
         repeats,
+        clock,
     )
     return t
 
@@ -96,11 +97,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and for torch (default 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds; the minimum is kept (default 7)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the batch sizes (default 1.0)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time (default) or the process's CPU time, steadier on a machine shared with other jobs",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}, torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s)")
+    print(f"numpy {np.__version__}, torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s), {args.clock} clock")
     header = (
         f"{'expression':<28}{'subscripts':<18}{'np fwd ms':>10}{'ours bwd ms':>12}{'ratio':>7}"
         f"{'torch fwd ms':>13}{'torch bwd ms':>13}{'ratio':>7}  goal"
@@ -110,7 +118,7 @@ def main() -> None:
     all_ok = True
     with threadpool_limits(limits=args.threads):
         for name, subscripts, shapes in cases(args.scale):
-            t = run_case(subscripts, shapes, args.repeats, rng)
+            t = run_case(subscripts, shapes, args.repeats, rng, clock)
             ours = t["np_backward"] / t["np_forward"]
             theirs = t["torch_backward"] / t["torch_forward"]
             ok = ours <= theirs * 1.05 and (len(shapes) != 2 or ours <= 2.5)

@@ -96,6 +96,12 @@ CASES = {
     "four operands": ("ab,bc,cd,da->", [(2, 3), (3, 4), (4, 2), (2, 2)]),
     "four with batch": ("bi,bij,bjk,k->b", [(2, 3), (2, 3, 4), (2, 4, 2), (2,)]),
     "same operand letters": ("ij,ij->i", [(3, 2), (3, 2)]),
+    "five operands": ("ab,bc,cd,de,ea->", [(2, 3), (3, 2), (2, 4), (4, 3), (3, 2)]),
+    "chain with a trace inside": ("ii,ij,jk->k", [(3, 3), (3, 2), (2, 4)]),
+    "chain with a summed-out letter": ("ab,bc,cd->a", [(2, 3), (3, 4), (4, 5)]),
+    "three with a scalar": ("ij,,jk->ki", [(2, 3), (), (3, 2)]),
+    "three with an outer factor": ("ij,jk,l->ilk", [(2, 3), (3, 2), (4,)]),
+    "three with '...'": ("...ij,jk,...k->...i", [(2, 1, 3, 4), (4, 2), (5, 2)]),
     # '...' with broadcasting
     "ellipsis batch": ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]),
     "ellipsis size-1 broadcast": ("...ij,...jk->...ik", [(2, 1, 3, 4), (1, 5, 4, 2)]),

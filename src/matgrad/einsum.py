@@ -265,6 +265,77 @@ def _einsum(expr: str, *arrays):
     return np.einsum(expr, *arrays, optimize=_path(expr, tuple(a.shape for a in arrays)))
 
 
+def _operand_grad(terms, output, arrays, G, k, sizes):
+    """Gradient of ``sum(G * einsum(terms -> output))`` with respect to ``arrays[k]`` (the rule of the Notes)."""
+    term = terms[k]
+    others = [j for j in range(len(arrays)) if j != k]
+    elsewhere = set(output).union(*(terms[j] for j in others))
+    distinct = "".join(dict.fromkeys(term))
+    keep = "".join(c for c in distinct if c in elsewhere)
+    ins = [output] + [terms[j] for j in others]
+    arrs = [G] + [arrays[j] for j in others]
+    if len(ins) == 1 and ins[0] == keep:
+        g = G
+    else:
+        g = _einsum(",".join(ins) + "->" + keep, *arrs)
+    if keep != distinct:  # letters only this operand has: the gradient is constant along them
+        g = np.broadcast_to(
+            np.reshape(g, [sizes[c] if c in keep else 1 for c in distinct]), [sizes[c] for c in distinct]
+        )
+    if distinct != term:  # repeated letters: the gradient lives on the diagonal
+        dA = np.zeros(arrays[k].shape, dtype=G.dtype)
+        np.einsum(term + "->" + distinct, dA)[...] = g  # a writeable view of the diagonal
+        return dA
+    if g is G or keep != distinct or any(np.may_share_memory(g, a) for a in arrs):
+        return np.array(g, dtype=G.dtype, copy=True)
+    return g
+
+
+def _backward_along_path(plan, arrays, G):
+    """Reverse mode through NumPy's pairwise contraction order (three or more operands).
+
+    The forward intermediates are recomputed (all but the last), then each pairwise
+    step is differentiated with :func:`_operand_grad`. This costs about three
+    forward passes whatever the number of operands, where one full einsum per
+    operand would cost about one forward pass each.
+    """
+    n = len(arrays)
+    expr = ",".join(plan.terms) + "->" + plan.output
+    path = _greedy_path(expr, tuple(a.shape for a in arrays))
+    terms = dict(enumerate(plan.terms))
+    values = dict(enumerate(arrays))
+    live = list(range(n))  # node ids in NumPy's list order
+    steps = []
+    for i, positions in enumerate(path):
+        ids = [live.pop(x) for x in sorted(positions, reverse=True)]
+        node = n + i
+        if i == len(path) - 1:
+            result = plan.output
+        else:
+            needed = set(plan.output).union(*(terms[j] for j in live))
+            result = "".join(c for c in dict.fromkeys("".join(terms[j] for j in ids)) if c in needed)
+            values[node] = _einsum(",".join(terms[j] for j in ids) + "->" + result, *(values[j] for j in ids))
+        terms[node] = result
+        steps.append((ids, node))
+        live.append(node)
+    grad_of = {steps[-1][1]: G}
+    for ids, node in reversed(steps):
+        g = grad_of.pop(node)
+        step_terms = [terms[j] for j in ids]
+        step_values = [values[j] for j in ids]
+        for m, j in enumerate(ids):
+            grad_of[j] = _operand_grad(step_terms, terms[node], step_values, g, m, plan.sizes)
+    return [grad_of[k] for k in range(n)]
+
+
+@functools.lru_cache(maxsize=256)
+def _greedy_path(expr: str, shapes: tuple) -> tuple:
+    """NumPy's greedy pairwise contraction order, as a tuple of position tuples (cached)."""
+    dummies = [np.broadcast_to(np.empty((), dtype=np.float64), s) for s in shapes]
+    path, _ = np.einsum_path(expr, *dummies, optimize="greedy")
+    return tuple(tuple(p) for p in path[1:])
+
+
 # ------------------------------------------------------------------- public functions
 
 
@@ -325,8 +396,14 @@ def einsum_backward(subscripts, *operands, grad_out):
     only the entries on that diagonal reach ``Y``: the gradient is computed on
     the distinct letters and written onto the diagonal of a zero array. A
     ``...`` axis of size 1 that broadcasting stretched is dropped from the
-    operand, which sums the gradient along it. Each einsum is evaluated with
-    NumPy's contraction-order optimization.
+    operand, which sums the gradient along it.
+
+    One such einsum per operand costs about one forward pass each. With three
+    or more operands the function instead follows NumPy's greedy pairwise
+    contraction order: it recomputes the forward intermediates and applies the
+    rule to each pairwise step in reverse, about three forward passes in all
+    however many operands there are. Every einsum is evaluated with NumPy's
+    contraction-order optimization, the path cached per expression and shapes.
 
     Examples
     --------
@@ -367,32 +444,12 @@ def einsum_backward(subscripts, *operands, grad_out):
     dtype = float_dtype(G, *arrays)
     G = G.astype(dtype, copy=False)
     squeezed = [a.astype(dtype, copy=False).reshape(s) for a, s in zip(arrays, plan.squeezed_shapes)]
-    grads = []
-    for k, (term, A) in enumerate(zip(plan.terms, arrays)):
-        others = [j for j in range(len(squeezed)) if j != k]
-        elsewhere = set(plan.output).union(*(plan.terms[j] for j in others))
-        distinct = "".join(dict.fromkeys(term))
-        keep = "".join(c for c in distinct if c in elsewhere)
-        ins = [plan.output] + [plan.terms[j] for j in others]
-        arrs = [G] + [squeezed[j] for j in others]
-        if len(ins) == 1 and ins[0] == keep:
-            g = G
-        else:
-            g = _einsum(",".join(ins) + "->" + keep, *arrs)
-        if keep != distinct:  # letters only this operand has: constant along them
-            g = np.broadcast_to(
-                g.reshape([plan.sizes[c] if c in keep else 1 for c in distinct]),
-                [plan.sizes[c] for c in distinct],
-            )
-        if distinct != term:  # repeated letters: the gradient lives on the diagonal
-            dA = np.zeros(plan.squeezed_shapes[k], dtype=dtype)
-            np.einsum(term + "->" + distinct, dA)[...] = g  # a writeable view of the diagonal
-        elif g is G or keep != distinct or np.may_share_memory(g, G):
-            dA = np.array(g, dtype=dtype, copy=True)
-        else:
-            dA = g
-        grads.append(np.asarray(dA).reshape(A.shape))  # np.einsum gives a NumPy scalar for 0-d
-    return tuple(grads)
+    if len(squeezed) <= 2:
+        grads = [_operand_grad(plan.terms, plan.output, squeezed, G, k, plan.sizes) for k in range(len(squeezed))]
+    else:
+        grads = _backward_along_path(plan, squeezed, G)
+    # np.einsum gives a NumPy scalar for a 0-d result; reshape restores stretched size-1 axes
+    return tuple(np.asarray(g).reshape(A.shape) for g, A in zip(grads, arrays))
 
 
 def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
