@@ -118,6 +118,8 @@ CASES = {
     # zero-size axes
     "empty axis": ("ik,kj->ij", [(0, 4), (4, 5)]),
     "empty contraction": ("ik,kj->ij", [(3, 0), (0, 5)]),
+    "empty in a chain": ("ij,jk,kl->il", [(2, 3), (3, 0), (0, 2)]),
+    "empty diagonal": ("ii,ij,jk->k", [(0, 0), (0, 2), (2, 3)]),
 }
 
 

@@ -381,8 +381,13 @@ def einsum_backward(subscripts, *operands, grad_out):
 
     Notes
     -----
-    Write ``Y[o] = sum over the other letters of A_0[t_0] * ... * A_{n-1}[t_{n-1}]``
-    and ``L = sum(G * Y)``. Then
+    With ``o`` the output's letters and ``t_j`` operand ``j``'s, the einsum is
+
+    .. math::
+
+        Y[o] = \\sum_{\\text{letters not in } o} \\; \\prod_j A_j[t_j],
+
+    and for the loss ``L = sum(G * Y)``
 
     .. math::
 
@@ -504,6 +509,16 @@ def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
     'bik,bij->bjk'
     >>> einsum_grad_subscripts("ij,jk", 0)            # implicit output 'ik'
     'ik,jk->ij'
+
+    With ``...``, the shapes decide whether a sum over stretched axes is needed:
+
+    >>> einsum_grad_subscripts("...ij,...jk->...ik", 0, shapes=[(5, 2, 3), (5, 3, 4)])
+    '...ik,...jk->...ij'
+    >>> einsum_grad_subscripts("...ij,...jk->...ik", 0, shapes=[(1, 2, 3), (5, 3, 4)])
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot write the gradient of '...ij,...jk->...ik' with respect to operand 0 as one einsum: its '...' axes (shape (1, 2, 3)) are broadcast to the other operands' (size-1 axes stretched, or fewer axes), so the gradient must be summed over them; einsum_backward handles it
+
     >>> einsum_grad_subscripts("ij->i", 0)
     Traceback (most recent call last):
     ...
