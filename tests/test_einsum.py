@@ -496,9 +496,13 @@ def test_random_expressions_match_torch(expression, seed):
     rng = np.random.default_rng(seed)
     operands, G = draw(rng, subscripts, shapes)
     before = [a.copy() for a in operands]
+    G_before = G.copy()
     grads = assert_matches_torch(subscripts, operands, G)
     for a, b in zip(operands, before):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(G, G_before)
+    for g in grads:
+        assert not any(np.may_share_memory(g, x) for x in [G, *operands])
     compact = "".join(subscripts.split())
     lhs = compact.split("->")[0].split(",")
     out = compact.split("->")[1] if "->" in compact else None
