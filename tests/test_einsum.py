@@ -375,13 +375,17 @@ M = np.ones((2, 3))
         # the operands against the expression
         ("ij,jk", [M], np.ones(2), r"name 2 operand\(s\) but 1 operand\(s\) were given"),
         ("ij", [M, M], np.ones(2), r"name 1 operand\(s\) but 2 operand\(s\) were given"),
-        ("ij,j", [M, M], np.ones(2), r"operand 1 \(subscript 'j'\) names 1 axes but the operand has 2 \(shape \(2, 3\)\)"),
+        ("ij,j", [M, M], np.ones(2),
+         r"operand 1 \(subscript 'j'\) names 1 axes but the operand has 2 \(shape \(2, 3\)\)"),
         ("ijk", [M], np.ones(2), r"operand 0 \(subscript 'ijk'\) names 3 axes but the operand has 2"),
         ("ijk...", [M], np.ones(2), r"names at least 3 axes but the operand has 2"),
-        ("ij,i->j", [M, ONE], np.ones(3), r"index 'i' has inconsistent sizes: 2 at axis 0 of operand 0 .* but 3 at axis 0 of operand 1"),
-        ("ii->i", [M], np.ones(2), r"index 'i' has inconsistent sizes: 2 at axis 0 of operand 0 .* but 3 at axis 1 of operand 0"),
+        ("ij,i->j", [M, ONE], np.ones(3), r"index 'i' has inconsistent sizes: 2 at axis 0 of operand 0 .* "
+         r"but 3 at axis 0 of operand 1"),
+        ("ii->i", [M], np.ones(2), r"index 'i' has inconsistent sizes: 2 at axis 0 of operand 0 .* "
+         r"but 3 at axis 1 of operand 0"),
         ("i,i->", [np.ones(1), ONE], 1.0, r"index 'i' has inconsistent sizes"),  # no broadcasting of named axes
-        ("...i,...i->...", [np.ones((2, 3)), np.ones((4, 3))], np.ones(2), r"'...' axes of operand 0 .* and operand 1 .* do not broadcast: size 2 against 4"),
+        ("...i,...i->...", [np.ones((2, 3)), np.ones((4, 3))], np.ones(2),
+         r"'...' axes of operand 0 .* and operand 1 .* do not broadcast: size 2 against 4"),
         ("...ij->ij", [np.ones((4, 2, 3))], np.ones((2, 3)), r"output has no '...'"),
         # grad_out
         ("ij->i", [M], np.ones(3), r"grad_out must have the shape .* \(2,\); got shape \(3,\)"),

@@ -514,15 +514,15 @@ def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
 
     >>> einsum_grad_subscripts("...ij,...jk->...ik", 0, shapes=[(5, 2, 3), (5, 3, 4)])
     '...ik,...jk->...ij'
-    >>> einsum_grad_subscripts("...ij,...jk->...ik", 0, shapes=[(1, 2, 3), (5, 3, 4)])
+    >>> einsum_grad_subscripts("...ij,...jk->...ik", 0, shapes=[(1, 2, 3), (5, 3, 4)])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: cannot write the gradient of '...ij,...jk->...ik' with respect to operand 0 as one einsum: its '...' axes (shape (1, 2, 3)) are broadcast to the other operands' (size-1 axes stretched, or fewer axes), so the gradient must be summed over them; einsum_backward handles it
+    ValueError: cannot write the gradient ... its '...' axes (shape (1, 2, 3)) are broadcast ...
 
-    >>> einsum_grad_subscripts("ij->i", 0)
+    >>> einsum_grad_subscripts("ij->i", 0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: cannot write the gradient of 'ij->i' with respect to operand 0 as one einsum: index 'j' of its subscript 'ij' appears in no other operand and not in the output, so the gradient is constant along it (a broadcast, which einsum cannot create); einsum_backward handles it
+    ValueError: cannot write the gradient ... index 'j' of its subscript 'ij' appears in no other operand ...
     """
     parsed = _check_subscripts(subscripts)
     if isinstance(wrt, (bool, np.bool_)) or not isinstance(wrt, (int, np.integer)):
