@@ -20,16 +20,25 @@ Run:  .venv/bin/python benchmarks/bench_jacobian.py [--threads 2] [--repeats 5]
 
 from __future__ import annotations
 
-import argparse
-import math
-import platform
-import time
+import os
 
-import numpy as np
-import torch
-from threadpoolctl import threadpool_info, threadpool_limits
+# NumPy's OpenBLAS and PyTorch's OpenMP keep separate thread pools in this one process. By
+# default OpenMP threads spin for a while after each parallel region; on a 2-core machine
+# they then hold the cores that OpenBLAS's threads need, and a 10-microsecond product can
+# wait milliseconds. Sleeping instead of spinning (set before torch is imported) keeps the
+# two pools from starving each other. An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from matgrad import format_bytes, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
+import argparse  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from matgrad import format_bytes, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian  # noqa: E402
 
 try:  # the package's closed form, from the matrix-product chapter
     from matgrad import matmul_backward
@@ -39,28 +48,33 @@ except ImportError:  # pragma: no cover - older checkouts
 MACHINE_BYTES = 24 * 2**30  # the book's build machines
 
 
-def best_time(fn, repeats: int, min_seconds: float = 0.02) -> float:
-    """Smallest time of one call of ``fn`` over ``repeats`` runs of enough calls to last ``min_seconds``.
+def best_times(fns, repeats: int, min_seconds: float = 0.02) -> list[float]:
+    """Smallest time of one call of each function in ``fns``, timed in interleaved rounds.
 
-    The number of calls per run comes from the fastest of three single calls, so one
-    slow call (the machine is shared) does not decide it. Calls slower than 0.2 s are
-    repeated at most three times, to keep the script short.
+    Each function gets enough calls per run to last about ``min_seconds`` (judged from the
+    fastest of three single calls, so one slow call on the shared machine does not decide
+    it). Then ``repeats`` rounds run every function once each, so that a burst of load
+    from other jobs hits all of them alike, and the fastest run of each is kept. A
+    function slower than 0.2 s per call is only timed by its three single calls.
     """
-    single = []
-    for _ in range(3):
-        start = time.perf_counter()
-        fn()
-        single.append(time.perf_counter() - start)
-    estimate = min(single)
-    loops = max(1, math.ceil(min_seconds / max(estimate, 1e-9)))
-    if estimate > 0.2:
-        return min(single)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(loops):
+    loops, best = [], []
+    for fn in fns:
+        single = []
+        for _ in range(3):
+            start = time.perf_counter()
             fn()
-        best = min(best, (time.perf_counter() - start) / loops)
+            single.append(time.perf_counter() - start)
+        estimate = min(single)
+        best.append(estimate)
+        loops.append(0 if estimate > 0.2 else max(1, math.ceil(min_seconds / max(estimate, 1e-9))))
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            if loops[i] == 0:
+                continue
+            start = time.perf_counter()
+            for _ in range(loops[i]):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
     return best
 
 
@@ -90,9 +104,10 @@ def main() -> None:
     with threadpool_limits(limits=args.threads):
         blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)" for i in threadpool_info()]
         print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; BLAS/OpenMP: {'; '.join(blas)}")
-        print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+              f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
         print(f"Y = X @ W, X (n, {m}), W ({m}, {d}), float32; dX by the Jacobian route and by G @ W.T")
-        print(f"times: the minimum over {args.repeats} timed runs (3 single calls when a call takes > 0.2 s)\n")
+        print(f"times: the minimum over {args.repeats} interleaved runs (3 single calls when a call takes > 0.2 s)\n")
         header = (
             f"{'n':>5} {'J size':>10} {'forward X@W':>12} {'closed G@W.T':>13} {'torch grad':>11} "
             f"{'build J':>10} {'contract':>10} {'J route':>10} {'J/closed':>9}"
@@ -109,14 +124,11 @@ def main() -> None:
 
             Xt = torch.from_numpy(X).requires_grad_(True)
             Wt, Gt = torch.from_numpy(W), torch.from_numpy(G)
-            t_forward = best_time(lambda: X @ W, args.repeats)
-            t_closed = best_time(lambda: G @ W.T, args.repeats)
-
             def torch_grad():
                 Yt = Xt @ Wt
                 return torch.autograd.grad(Yt, Xt, grad_outputs=Gt)
 
-            t_torch = best_time(torch_grad, args.repeats)
+            t_forward, t_closed, t_torch = best_times([lambda: X @ W, lambda: G @ W.T, torch_grad], args.repeats)
             # Agreement: a fast wrong answer must not count. (After the cheap timings, so that
             # freeing a large J does not disturb them.)
             J = matmul_jacobian(X, W, "A", max_bytes=nbytes)
@@ -130,9 +142,9 @@ def main() -> None:
                 np.testing.assert_allclose(dA, dX_closed, rtol=rtol, atol=rtol * np.abs(dX_closed).max())
             del J, dX_route
 
-            t_build = best_time(lambda: matmul_jacobian(X, W, "A", max_bytes=nbytes), args.repeats)
+            (t_build,) = best_times([lambda: matmul_jacobian(X, W, "A", max_bytes=nbytes)], args.repeats)
             J = matmul_jacobian(X, W, "A", max_bytes=nbytes)
-            t_contract = best_time(lambda: vjp_from_jacobian(J, G), args.repeats)
+            (t_contract,) = best_times([lambda: vjp_from_jacobian(J, G)], args.repeats)
             del J
             t_route = t_build + t_contract
             ratios.append(t_route / t_closed)
@@ -147,10 +159,8 @@ def main() -> None:
         # The closed form alone, on to sizes whose Jacobian could never be built, to see its own exponent
         # once fixed per-call costs no longer dominate.
         ns_long = [2**k for k in range(10, 17)]
-        t_long = []
-        for n in ns_long:
-            G = rng.standard_normal((n, d)).astype(dtype)
-            t_long.append(best_time(lambda: G @ W.T, args.repeats))
+        Gs = [rng.standard_normal((n, d)).astype(dtype) for n in ns_long]
+        t_long = best_times([lambda G=G: G @ W.T for G in Gs], args.repeats)
         print(
             "\nclosed form G @ W.T alone for n = "
             + ", ".join(f"{n}: {t * 1e6:.0f}us" for n, t in zip(ns_long, t_long))
