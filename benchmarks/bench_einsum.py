@@ -11,9 +11,9 @@ the script times the forward ``np.einsum(..., optimize=True)`` and
 ``matgrad.einsum_backward`` (the gradients with respect to every operand) on the
 same operands, and prints their ratio. As the baseline it does the same with
 PyTorch on the same CPU: ``torch.einsum`` forward, and the backward alone
-(``torch.autograd.grad`` on a recorded graph). Backward needs one contraction
-per operand, each about as costly as the forward, so a ratio near the number of
-operands is what a good implementation gets. Goal: ``einsum_backward`` no worse
+(``torch.autograd.grad`` on a recorded graph). For two operands the backward is
+two contractions, each about as costly as the forward, so a ratio near 2 is what
+a good implementation gets. Goal: ``einsum_backward`` no worse
 than PyTorch's ratio, and within 2.5x of the forward for two operands.
 
 The column "floor" is the multiply-add count of the backward divided by the
