@@ -42,15 +42,23 @@ Run:  .venv/bin/python benchmarks/bench_einsum.py [--threads 2] [--repeats 10] [
 
 from __future__ import annotations
 
-import argparse
-import platform
-import time
+import os
 
-import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
+# NumPy's OpenBLAS and PyTorch's OpenMP keep separate thread pools in this process, and
+# OpenMP threads spin after each parallel region by default, holding the cores that the
+# other pool needs when the two are timed in turn on a small machine. Let them sleep
+# instead (this must happen before torch is imported); an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from matgrad import einsum_backward
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from matgrad import einsum_backward  # noqa: E402
 
 
 def cases(scale: float):
