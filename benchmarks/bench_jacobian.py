@@ -173,11 +173,6 @@ def main() -> None:
         f"fitted exponent of the ratio J route / closed form against n: {fitted_exponent(ns, ratios):.2f} "
         f"(operation counts predict 1: (2nd - 1) / (2d - 1) times the flops, n d times the memory)"
     )
-    upper = [i for i, n in enumerate(ns) if n >= 64]
-    print(
-        f"the same fitted on n >= 64 only: "
-        f"{fitted_exponent([ns[i] for i in upper], [ratios[i] for i in upper]):.2f}"
-    )
     print(
         f"fitted exponent of the J route alone: {fitted_exponent(ns, t_routes):.2f} (predicted 2); "
         f"of the closed form alone over the same n: {fitted_exponent(ns, t_closeds):.2f} (predicted 1, but "
