@@ -403,3 +403,10 @@ def test_vjp_from_jacobian_leaves_its_arguments_unchanged_also_when_it_raises(rn
         vjp_from_jacobian(J, dC.T)
     np.testing.assert_array_equal(J, J_before)
     np.testing.assert_array_equal(dC, dC_before)
+
+
+@pytest.mark.parametrize("wrt", ["A", "B"])
+def test_jacobian_is_c_contiguous(wrt):
+    """A C-ordered Jacobian lets vjp_from_jacobian contract it without a copy of J."""
+    J = matmul_jacobian(np.ones((3, 4)), np.ones((4, 2)), wrt)
+    assert J.flags["C_CONTIGUOUS"]

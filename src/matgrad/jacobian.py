@@ -204,10 +204,10 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
     if wrt == "A":
         _refuse_if_too_large((n, d), (n, m), dtype, max_bytes, "dC/dA")
         # J[i, j, p, q] = delta_ip * B[q, j]
-        return np.einsum("ip,qj->ijpq", np.eye(n, dtype=dtype), B.astype(dtype, copy=False))
+        return np.einsum("ip,qj->ijpq", np.eye(n, dtype=dtype), B.astype(dtype, copy=False), order="C")
     _refuse_if_too_large((n, d), (m, d), dtype, max_bytes, "dC/dB")
     # J[i, j, p, q] = A[i, p] * delta_jq
-    return np.einsum("ip,jq->ijpq", A.astype(dtype, copy=False), np.eye(d, dtype=dtype))
+    return np.einsum("ip,jq->ijpq", A.astype(dtype, copy=False), np.eye(d, dtype=dtype), order="C")
 
 
 def vjp_from_jacobian(J, dC):
