@@ -318,8 +318,8 @@ class GradientCheckResult:
         return (
             f"gradient check ({self.method}, {self.n_evaluations} evaluations of f) {verdict}; "
             f"worst {where} {self.worst_index}: claimed {self.claimed:.10g}, finite differences "
-            f"{self.numerical:.10g} (abs error {self.max_abs_error:.3g}, rel error {self.max_rel_error:.3g}; "
-            f"rtol={self.rtol:g}, atol={self.atol:g})"
+            f"{self.numerical:.10g}; over all {where.replace('y', 'ie')}s: max abs error {self.max_abs_error:.3g}, "
+            f"max rel error {self.max_rel_error:.3g} (rtol={self.rtol:g}, atol={self.atol:g})"
         )
 
 
@@ -559,7 +559,7 @@ def assert_gradient_close(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_
     >>> assert_gradient_close(lambda x: np.sum(x**3), np.array([1.0, 2.0]), np.array([3.0, 11.0]))
     Traceback (most recent call last):
     ...
-    AssertionError: gradient check (full, 4 evaluations of f) FAILED: 1 entry(s) outside tolerance; worst entry (1,): claimed 11, finite differences 12 (abs error 1, rel error 0.0833; rtol=1e-05, atol=1e-08)
+    AssertionError: gradient check (full, 4 evaluations of f) FAILED: 1 entry(s) outside tolerance; worst entry (1,): claimed 11, finite differences 12; over all entries: max abs error 1, max rel error 0.0833 (rtol=1e-05, atol=1e-08)
     """
     result = check_gradient(
         f, x, grad, rtol=rtol, atol=atol, method=method, n_directions=n_directions, seed=seed, eps=eps
