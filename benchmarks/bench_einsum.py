@@ -42,23 +42,15 @@ Run:  .venv/bin/python benchmarks/bench_einsum.py [--threads 2] [--repeats 10] [
 
 from __future__ import annotations
 
-import os
+import argparse
+import time
 
-# NumPy's OpenBLAS and PyTorch's OpenMP keep separate thread pools in this process, and
-# OpenMP threads spin after each parallel region by default, holding the cores that the
-# other pool needs when the two are timed in turn on a small machine. Let them sleep
-# instead (this must happen before torch is imported); an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _timing import add_common_args, interleaved_min, machine_line, print_header, threads  # before torch
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from matgrad import einsum_backward  # noqa: E402
+from matgrad import einsum_backward
 
 
 def cases(scale: float):
@@ -93,19 +85,6 @@ def flop_floor(subscripts: str, shapes) -> float:
     return backward / forward
 
 
-def interleaved_min(fns: dict, repeats: int, clock) -> dict:
-    """Minimum time of one call of each function, the calls interleaved over ``repeats`` rounds."""
-    for fn in fns.values():  # warm up (caches, thread pools, lazy imports)
-        fn()
-    best = {name: float("inf") for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = clock()
-            fn()
-            best[name] = min(best[name], clock() - start)
-    return best
-
-
 def run_case(subscripts, shapes, repeats, rng, clock):
     operands = [rng.standard_normal(s) for s in shapes]
     Y = np.einsum(subscripts, *operands, optimize=True)
@@ -130,15 +109,14 @@ def run_case(subscripts, shapes, repeats, rng, clock):
             "torch_forward": lambda: torch.einsum(subscripts, *leaves),
             "torch_backward": torch_backward,
         },
-        repeats,
-        clock,
+        repeats=repeats,
+        clock=clock,
     )
     return t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and for torch (default 2)")
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds; the minimum is kept (default 10)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the batch sizes (default 1.0)")
     parser.add_argument(
@@ -149,18 +127,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}, torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s), {args.clock} clock")
-    header = (
-        f"{'expression':<28}{'subscripts':<18}{'np fwd ms':>10}{'ours bwd ms':>12}{'ratio':>7}"
-        f"{'torch fwd ms':>13}{'torch bwd ms':>13}{'ratio':>7}{'floor':>7}{'bwd/torch':>10}  goal"
-    )
-    print(header)
-    print("-" * len(header))
     all_ok = True
-    with threadpool_limits(limits=args.threads):
+    with threads(args.threads):
+        print(f"{machine_line()}; {args.clock} clock")
+        print_header(
+            f"{'expression':<28}{'subscripts':<18}{'np fwd ms':>10}{'ours bwd ms':>12}{'ratio':>7}"
+            f"{'torch fwd ms':>13}{'torch bwd ms':>13}{'ratio':>7}{'floor':>7}{'bwd/torch':>10}  goal"
+        )
         for name, subscripts, shapes in cases(args.scale):
             t = run_case(subscripts, shapes, args.repeats, rng, clock)
             ours = t["np_backward"] / t["np_forward"]

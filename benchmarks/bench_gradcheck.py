@@ -27,24 +27,15 @@ Run:  .venv/bin/python benchmarks/bench_gradcheck.py [--threads 2] [--budget 3]
 
 from __future__ import annotations
 
-import os
+import argparse
+import time
 
-# NumPy's OpenBLAS and PyTorch's OpenMP keep separate thread pools in this one process. By
-# default OpenMP threads spin for a while after each parallel region; on a 2-core machine
-# they then hold the cores that OpenBLAS's threads need, and a 10-microsecond product can
-# wait milliseconds. Sleeping instead of spinning (set before torch is imported) keeps the
-# two pools from starving each other. An explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _timing import add_common_args, interleaved_min, machine_line, print_header, threads  # before torch
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
-
-from matgrad import check_gradient  # noqa: E402
+from matgrad import check_gradient
 
 
 class _Stop(Exception):
@@ -95,18 +86,14 @@ def problem(N: int, seed: int = 0):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and for torch (default 2)")
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of the cheap checks; the minimum is kept")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds before a full check is extrapolated")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    with threadpool_limits(limits=args.threads):
-        blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)" for i in threadpool_info()]
-        print(f"BLAS/OpenMP: {'; '.join(blas)}; numpy {np.__version__}, torch {torch.__version__} "
-              f"({torch.get_num_threads()} threads), OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+    with threads(args.threads):
+        print(machine_line())
         print("f(X) = sum(G * tanh(X @ W)), float64; time: minimum of "
               f"{args.repeats} interleaved runs for the cheap checks, one run (or extrapolated) for the full ones\n")
 
@@ -118,8 +105,7 @@ def main() -> None:
         torch_extra = len(probe.times) - 2 * X8.size
 
         header = f"{'size':>7} {'check':<34} {'evals of f':>11} {'time':>12}  note"
-        print(header)
-        print("-" * (len(header) + 14))
+        print_header(header, width=len(header) + 14)
         for N in args.sizes:
             X, W, G = problem(N)
             Wt, Gt = torch.from_numpy(W), torch.from_numpy(G)
@@ -137,8 +123,8 @@ def main() -> None:
 
             rows = []
 
-            # The cheap checks, run in interleaved rounds (one run of each per round) so that a
-            # burst of load from other jobs hits all of them alike; the fastest run of each is kept.
+            # The cheap checks, timed in interleaved rounds (after one warm-up run of each); every
+            # run counts the evaluations of f and must pass on the correct gradient.
             cheap = [
                 (
                     f"matgrad directional, {k} direction" + ("s" if k > 1 else ""),
@@ -154,15 +140,15 @@ def main() -> None:
                 ),
                 f_torch,
             ))
-            best = {name: math.inf for name, _, _ in cheap}
             counts = {}
-            for _ in range(args.repeats):
-                for name, make_check, f in cheap:
-                    outcome = []
-                    seconds, counts[name], _ = f.run(lambda: outcome.append(make_check()))
-                    if not bool(outcome[0]):
-                        raise SystemExit(f"{name} failed on the correct gradient at size {N}")
-                    best[name] = min(best[name], seconds)
+
+            def run_checked(name, make_check, f):
+                outcome = []
+                _, counts[name], _ = f.run(lambda: outcome.append(make_check()))
+                if not bool(outcome[0]):
+                    raise SystemExit(f"{name} failed on the correct gradient at size {N}")
+
+            best = interleaved_min({c[0]: (lambda c=c: run_checked(*c)) for c in cheap}, repeats=args.repeats)
             rows.extend((name, counts[name], best[name], "") for name, _, _ in cheap)
 
             # The full checks, stopped after the budget and extrapolated if they take too long.

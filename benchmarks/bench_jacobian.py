@@ -20,25 +20,15 @@ Run:  .venv/bin/python benchmarks/bench_jacobian.py [--threads 2] [--repeats 5]
 
 from __future__ import annotations
 
-import os
+import argparse
+import math
 
-# NumPy's OpenBLAS and PyTorch's OpenMP keep separate thread pools in this one process. By
-# default OpenMP threads spin for a while after each parallel region; on a 2-core machine
-# they then hold the cores that OpenBLAS's threads need, and a 10-microsecond product can
-# wait milliseconds. Sleeping instead of spinning (set before torch is imported) keeps the
-# two pools from starving each other. An explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from _timing import add_common_args, interleaved_min, machine_line, print_header, threads  # before torch
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
-
-from matgrad import format_bytes, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian  # noqa: E402
+from matgrad import format_bytes, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
 
 try:  # the package's closed form, from the matrix-product chapter
     from matgrad import matmul_backward
@@ -48,50 +38,18 @@ except ImportError:  # pragma: no cover - older checkouts
 MACHINE_BYTES = 24 * 2**30  # the book's build machines
 
 
-def best_times(fns, repeats: int, min_seconds: float = 0.02) -> list[float]:
-    """Smallest time of one call of each function in ``fns``, timed in interleaved rounds.
-
-    Each function gets enough calls per run to last about ``min_seconds`` (judged from the
-    fastest of three single calls, so one slow call on the shared machine does not decide
-    it). Then ``repeats`` rounds run every function once each, so that a burst of load
-    from other jobs hits all of them alike, and the fastest run of each is kept. A
-    function slower than 0.2 s per call is only timed by its three single calls.
-    """
-    loops, best = [], []
-    for fn in fns:
-        single = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            single.append(time.perf_counter() - start)
-        estimate = min(single)
-        best.append(estimate)
-        loops.append(0 if estimate > 0.2 else max(1, math.ceil(min_seconds / max(estimate, 1e-9))))
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            if loops[i] == 0:
-                continue
-            start = time.perf_counter()
-            for _ in range(loops[i]):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
-    return best
-
-
 def fitted_exponent(ns, values) -> float:
     """Slope of log(values) against log(ns), by least squares."""
     return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and for torch (default 2)")
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the minimum is kept")
     parser.add_argument("--features", type=int, default=64, help="m = d, the feature sizes (default 64)")
     parser.add_argument("--max-gib", type=float, default=0.5, help="largest Jacobian to build, in GiB (default 0.5)")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     m = d = args.features
     dtype = np.float32  # the element type of source note 004's 16 GiB example
     rtol = 1e-4  # float32 products of different summation order
@@ -101,19 +59,14 @@ def main() -> None:
         ns.append(round(16 * 2 ** (k / 2)))
         k += 1
 
-    with threadpool_limits(limits=args.threads):
-        blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)" for i in threadpool_info()]
-        print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; BLAS/OpenMP: {'; '.join(blas)}")
-        print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-              f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+    with threads(args.threads):
+        print(machine_line())
         print(f"Y = X @ W, X (n, {m}), W ({m}, {d}), float32; dX by the Jacobian route and by G @ W.T")
         print(f"times: the minimum over {args.repeats} interleaved runs (3 single calls when a call takes > 0.2 s)\n")
-        header = (
+        print_header(
             f"{'n':>5} {'J size':>10} {'forward X@W':>12} {'closed G@W.T':>13} {'torch grad':>11} "
             f"{'build J':>10} {'contract':>10} {'J route':>10} {'J/closed':>9}"
         )
-        print(header)
-        print("-" * len(header))
         rng = np.random.default_rng(0)
         W = rng.standard_normal((m, d)).astype(dtype)
         ratios, t_routes, t_closeds = [], [], []
@@ -128,7 +81,9 @@ def main() -> None:
                 Yt = Xt @ Wt
                 return torch.autograd.grad(Yt, Xt, grad_outputs=Gt)
 
-            t_forward, t_closed, t_torch = best_times([lambda: X @ W, lambda: G @ W.T, torch_grad], args.repeats)
+            t_forward, t_closed, t_torch = interleaved_min(
+                [lambda: X @ W, lambda: G @ W.T, torch_grad], repeats=args.repeats, number="auto"
+            )
             # Agreement: a fast wrong answer must not count. (After the cheap timings, so that
             # freeing a large J does not disturb them.)
             J = matmul_jacobian(X, W, "A", max_bytes=nbytes)
@@ -142,9 +97,11 @@ def main() -> None:
                 np.testing.assert_allclose(dA, dX_closed, rtol=rtol, atol=rtol * np.abs(dX_closed).max())
             del J, dX_route
 
-            (t_build,) = best_times([lambda: matmul_jacobian(X, W, "A", max_bytes=nbytes)], args.repeats)
+            (t_build,) = interleaved_min(
+                [lambda: matmul_jacobian(X, W, "A", max_bytes=nbytes)], repeats=args.repeats, number="auto"
+            )
             J = matmul_jacobian(X, W, "A", max_bytes=nbytes)
-            (t_contract,) = best_times([lambda: vjp_from_jacobian(J, G)], args.repeats)
+            (t_contract,) = interleaved_min([lambda: vjp_from_jacobian(J, G)], repeats=args.repeats, number="auto")
             del J
             t_route = t_build + t_contract
             ratios.append(t_route / t_closed)
@@ -160,7 +117,7 @@ def main() -> None:
         # once fixed per-call costs no longer dominate.
         ns_long = [2**k for k in range(10, 17)]
         Gs = [rng.standard_normal((n, d)).astype(dtype) for n in ns_long]
-        t_long = best_times([lambda G=G: G @ W.T for G in Gs], args.repeats)
+        t_long = interleaved_min([lambda G=G: G @ W.T for G in Gs], repeats=args.repeats, number="auto")
         print(
             "\nclosed form G @ W.T alone for n = "
             + ", ".join(f"{n}: {t * 1e6:.0f}us" for n, t in zip(ns_long, t_long))

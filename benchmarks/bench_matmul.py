@@ -12,11 +12,11 @@ Run:  python benchmarks/bench_matmul.py [--threads N] [--repeat R]
 from __future__ import annotations
 
 import argparse
-import time
+
+from _timing import add_common_args, interleaved_min, machine_line, print_header, threads  # before torch
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from matgrad import matmul_backward
 
@@ -26,28 +26,6 @@ CASES = [
     ("(64,128,256) @ (256,128)", (64, 128, 256), (256, 128), np.float32),
     ("(64,128,256) @ (256,128)", (64, 128, 256), (256, 128), np.float64),
 ]
-
-
-def best_times(fns, repeat, budget=2.0, max_rounds=50):
-    """Minimum wall time of each function, after one warm-up round.
-
-    The functions are called in turn within every round, so that a burst of load from
-    other processes affects all of them alike; the minimum is the least disturbed run.
-    At least ``repeat`` rounds run, and more (up to ``max_rounds``) while the case has
-    used less than ``budget`` seconds, so that fast cases get more samples.
-    """
-    for fn in fns:
-        fn()
-    best = [float("inf")] * len(fns)
-    start_all = time.perf_counter()
-    rounds = 0
-    while rounds < repeat or (rounds < max_rounds and time.perf_counter() - start_all < budget):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-        rounds += 1
-    return best
 
 
 def run_case(shape_a, shape_b, dtype, repeat, rng):
@@ -71,7 +49,7 @@ def run_case(shape_a, shape_b, dtype, repeat, rng):
             tA @ tB
 
     m = A.shape[-1]
-    t_fwd, t_fwd_rows, t_bwd, t_tfwd, t_tbwd = best_times(
+    t_fwd, t_fwd_rows, t_bwd, t_tfwd, t_tbwd = interleaved_min(
         [
             lambda: A @ B,
             lambda: A.reshape(-1, m) @ B,  # the same forward product as one large one (B is shared)
@@ -79,7 +57,9 @@ def run_case(shape_a, shape_b, dtype, repeat, rng):
             torch_forward,
             torch_backward,
         ],
-        repeat,
+        repeats=repeat,
+        budget=2.0,  # more rounds while the case has taken under 2 s, so fast cases get more samples
+        max_rounds=50,
     )
     # the stricter baseline: numpy's stacked A @ B loops over the stack, one product per matrix
     t_fwd = min(t_fwd, t_fwd_rows)
@@ -94,21 +74,18 @@ def run_case(shape_a, shape_b, dtype, repeat, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for numpy's BLAS and for torch (default 2)")
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--repeat", type=int, default=5, help="least number of timed rounds per case (more while a case took under 2 s); the minimum is kept")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"threads={args.threads} (numpy BLAS and torch), best of at least {args.repeat} interleaved runs; ratio = backward / forward")
-    header = (
-        f"{'case':<26} {'dtype':<8} {'fwd ms':>8} {'bwd ms':>8} {'ratio':>6} | "
-        f"{'torch fwd':>9} {'torch bwd':>9} {'ratio':>6} | {'bwd/torch bwd':>13}"
-    )
-    print(header)
-    print("-" * len(header))
-    with threadpool_limits(limits=args.threads):
+    with threads(args.threads):
+        print(machine_line())
+        print(f"threads={args.threads} (numpy BLAS and torch), best of at least {args.repeat} interleaved runs; ratio = backward / forward")
+        print_header(
+            f"{'case':<26} {'dtype':<8} {'fwd ms':>8} {'bwd ms':>8} {'ratio':>6} | "
+            f"{'torch fwd':>9} {'torch bwd':>9} {'ratio':>6} | {'bwd/torch bwd':>13}"
+        )
         for name, shape_a, shape_b, dtype in CASES:
             t_fwd, t_bwd, t_tfwd, t_tbwd = run_case(shape_a, shape_b, dtype, args.repeat, rng)
             print(

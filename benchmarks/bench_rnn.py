@@ -21,11 +21,11 @@ Run:  python benchmarks/bench_rnn.py [--threads N] [--repeat R]
 from __future__ import annotations
 
 import argparse
-import time
+
+from _timing import add_common_args, interleaved_min, machine_line, print_header, threads  # before torch
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from matgrad import rnn_backward, rnn_forward
 
@@ -35,24 +35,6 @@ CASES = [  # (name, T, m, n_x, n_c, goal)
 ]
 NAMES = ("xs", "c0", "W_c", "W_x", "b")
 GRAD_OF = {"xs": "dxs", "c0": "dc0", "W_c": "dW_c", "W_x": "dW_x", "b": "db"}
-
-
-def best_times(fns, repeat, number):
-    """Best (minimum) time per call of each function over ``repeat`` rounds of ``number`` calls.
-
-    The functions take turns within every round, so that a burst of load from other
-    processes affects all of them alike; the minimum is the least disturbed round.
-    """
-    for fn in fns:
-        fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - start) / number)
-    return best
 
 
 def make_problem(T, m, n_x, n_c, dtype, rng):
@@ -120,7 +102,9 @@ def run_case(T, m, n_x, n_c, dtype, repeat, rng):
 
     torch_step, torch_batched = torch_functions(args, G)
     number = max(1, int(2e6 // (T * m * n_c * (n_c + n_x))))  # about equal work per round
-    t_ours, t_torch, t_torch_b = best_times([matgrad_fn, torch_step, torch_batched], repeat, number)
+    t_ours, t_torch, t_torch_b = interleaved_min(
+        [matgrad_fn, torch_step, torch_batched], repeats=repeat, number=number
+    )
 
     ours = matgrad_fn()
     err = max(max_relative_error(ours, torch_step()), max_relative_error(ours, torch_batched()))
@@ -131,22 +115,19 @@ def run_case(T, m, n_x, n_c, dtype, repeat, rng):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for numpy's BLAS and for torch (default 2)")
+    parser = add_common_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds per measurement; the best is kept")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"threads={args.threads} (numpy BLAS and torch), best of {args.repeat} rounds; forward + BPTT per call")
-    header = (
-        f"{'case':<28} {'dtype':<8} {'matgrad ms':>10} {'torch ms':>9} {'ratio':>6} {'goal':>5} | "
-        f"{'torch batched ms':>16} {'ratio':>6} | {'max rel err':>11}"
-    )
-    print(header)
-    print("-" * len(header))
     missed = []
-    with threadpool_limits(limits=args.threads):
+    with threads(args.threads):
+        print(machine_line())
+        print(f"threads={args.threads} (numpy BLAS and torch), best of {args.repeat} rounds; forward + BPTT per call")
+        print_header(
+            f"{'case':<28} {'dtype':<8} {'matgrad ms':>10} {'torch ms':>9} {'ratio':>6} {'goal':>5} | "
+            f"{'torch batched ms':>16} {'ratio':>6} | {'max rel err':>11}"
+        )
         for name, T, m, n_x, n_c, goal in CASES:
             for dtype in (np.float32, np.float64):
                 t_ours, t_torch, t_torch_b, err = run_case(T, m, n_x, n_c, dtype, args.repeat, rng)
