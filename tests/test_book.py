@@ -195,3 +195,14 @@ def test_no_machine_paths_in_repository():
         if pattern.search(text):
             offenders.append(rel)
     assert not offenders, f"machine-specific paths in: {offenders}"
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/intro.md"])
+def test_code_examples_in_pages_run(page, capsys):
+    """The examples on the front pages are not notebooks, so run them here; each prints True."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
+    assert blocks, f"{page} has no Python example"
+    for block in blocks:
+        exec(compile(block, page, "exec"), {})
+        printed = capsys.readouterr().out.split()
+        assert "True" in printed and "False" not in printed, f"{page} example printed {printed}"
