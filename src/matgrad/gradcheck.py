@@ -11,14 +11,13 @@ step actually taken after rounding to that dtype, not by the nominal one.
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_real_array, format_bytes, shape_str
-from .jacobian import JacobianTooLarge, _check_max_bytes
+from ._validate import as_real_array, shape_str
+from .jacobian import _check_max_bytes, _refuse_if_too_large
 
 __all__ = [
     "GradientCheckResult",
@@ -80,6 +79,31 @@ def _step_too_small(eps, work, k) -> str:
         f"x + eps, x - eps round to the same {work.dtype} number, so f cannot see the step; "
         f"use eps well above {float(np.spacing(np.abs(value))):.2e} (the spacing of {work.dtype} numbers there)"
     )
+
+
+def _central_pairs(f, work, eps, convert):
+    """Yield ``(k, convert(f(x + eps e_k)), convert(f(x - eps e_k)), step)`` for every entry ``k``.
+
+    ``work`` is the private copy of ``x``; each entry is moved and put back in place.
+    ``convert`` runs on each value before ``work`` changes again (``f`` may return a
+    view of its argument).
+    The points are rounded to the dtype of ``work`` and ``step`` is the difference
+    actually taken between them (a step that rounds to nothing is a ValueError).
+    """
+    flat = work.reshape(-1)  # a view of the private copy
+    for k in range(flat.size):
+        original = flat[k]
+        x_plus = work.dtype.type(original + eps)  # rounded to the dtype of x
+        x_minus = work.dtype.type(original - eps)
+        step = float(x_plus) - float(x_minus)
+        if not step > 0:
+            raise ValueError(_step_too_small(eps, work, k))
+        flat[k] = x_plus
+        f_plus = convert(f(work))
+        flat[k] = x_minus
+        f_minus = convert(f(work))
+        flat[k] = original
+        yield k, f_plus, f_minus, step
 
 
 def numerical_gradient(f, x, *, eps=1e-6):
@@ -150,20 +174,8 @@ def numerical_gradient(f, x, *, eps=1e-6):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     eps = _check_eps(eps)
     work = _scratch_copy(x)
-    flat = work.reshape(-1)  # a view of the private copy
     grad = np.empty(work.size, dtype=np.float64)
-    for k in range(flat.size):
-        original = flat[k]
-        x_plus = work.dtype.type(original + eps)  # rounded to the dtype of x
-        x_minus = work.dtype.type(original - eps)
-        step = float(x_plus) - float(x_minus)
-        if not step > 0:
-            raise ValueError(_step_too_small(eps, work, k))
-        flat[k] = x_plus
-        f_plus = _as_scalar(f(work))
-        flat[k] = x_minus
-        f_minus = _as_scalar(f(work))
-        flat[k] = original
+    for k, f_plus, f_minus, step in _central_pairs(f, work, eps, _as_scalar):
         grad[k] = (f_plus - f_minus) / step
     return grad.reshape(work.shape)
 
@@ -223,28 +235,12 @@ def numerical_jacobian(f, x, *, eps=1e-6, max_bytes=256 * 2**20):
     max_bytes = _check_max_bytes(max_bytes)
     work = _scratch_copy(x)
     out_shape = as_real_array(f(work.copy()), "f(x)").shape
-    nbytes = math.prod(out_shape) * work.size * 8
-    if nbytes > max_bytes:
-        raise JacobianTooLarge(
-            f"the Jacobian would have shape {shape_str(tuple(out_shape) + work.shape)} and need "
-            f"{format_bytes(nbytes)} ({nbytes:,} bytes of float64), more than max_bytes={format_bytes(max_bytes)}",
-            nbytes,
-            max_bytes,
-        )
-    flat = work.reshape(-1)
+    _refuse_if_too_large(out_shape, work.shape, np.float64, max_bytes, "df/dx")
     J = np.empty(tuple(out_shape) + (work.size,), dtype=np.float64)
-    for k in range(flat.size):
-        original = flat[k]
-        x_plus = work.dtype.type(original + eps)
-        x_minus = work.dtype.type(original - eps)
-        step = float(x_plus) - float(x_minus)
-        if not step > 0:
-            raise ValueError(_step_too_small(eps, work, k))
-        flat[k] = x_plus
-        y_plus = as_real_array(f(work), "f(x)").astype(np.float64)
-        flat[k] = x_minus
-        y_minus = as_real_array(f(work), "f(x)").astype(np.float64)
-        flat[k] = original
+    def as_float64(y):
+        return as_real_array(y, "f(x)").astype(np.float64)  # a copy, taken before x moves again
+
+    for k, y_plus, y_minus, step in _central_pairs(f, work, eps, as_float64):
         if y_plus.shape != tuple(out_shape) or y_minus.shape != tuple(out_shape):
             raise ValueError(
                 f"f changed the shape of its output: first {shape_str(out_shape)}, then "
