@@ -12,7 +12,7 @@ step actually taken after rounding to that dtype, not by the nominal one.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -282,6 +282,16 @@ class GradientCheckResult:
         The relative tolerance used.
     atol : float
         The absolute tolerance used.
+    name : str or int or None
+        The input's key in :func:`check_gradients` (``None`` from
+        :func:`check_gradient`).
+    finite_differences : ndarray or None
+        The finite-difference gradient, shape of the input, when every entry was
+        differenced; ``None`` otherwise (directional or sampled checks).
+    diagnosis : str or None
+        ``None`` when the check passed or no pattern fits; else a short text naming
+        the kind of mistake (``"transposed"``, ``"scaled"``, ``"sign"``, ``"zero"``,
+        ``"swapped"``; see :func:`diagnose_gradient`) or a hint about ``f``.
 
     Examples
     --------
@@ -303,6 +313,9 @@ class GradientCheckResult:
     numerical: float
     rtol: float
     atol: float
+    name: object = None
+    finite_differences: object = field(default=None, compare=False, repr=False)
+    diagnosis: object = None
 
     def __bool__(self) -> bool:
         return bool(self.passed)
