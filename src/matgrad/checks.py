@@ -42,7 +42,8 @@ FULL_LIMIT = 4096  # "auto": every entry up to this many, directions above
 DEFAULT_SAMPLE = 256  # entries checked one by one after a failed direction
 NOISE_SAMPLE = 8  # entries (or directions) differenced again with twice the step
 SAFETY = 10.0  # the measured finite-difference error times this is the default atol
-PROGRESS_AFTER = 3.0  # seconds: a longer check reports its progress on stderr
+PROGRESS_AFTER = 3.0  # seconds: a check expected to take longer reports its progress on stderr
+PROGRESS_START, PROGRESS_EVERY = 1.0, 2.0  # seconds: first estimate after, and lines at most this often
 
 
 def _is_torch(x) -> bool:
@@ -217,7 +218,7 @@ class _Clock:
     def tick(self):
         self.done += 1
         now = time.perf_counter()
-        if now - self.start < 1.0 or now - self.last < 2.0:
+        if now - self.start < PROGRESS_START or now - self.last < PROGRESS_EVERY:
             return
         rate = (now - self.start) / self.done
         if self.planned * rate < PROGRESS_AFTER:
@@ -354,6 +355,8 @@ def _check_one(point, i, claimed, s, rng, f0):
         info.update(directions=(cla, num, ok), rtol=rtol, atol=atol, eps=h, method="directional")
         if not ok.all():  # name entries: check a seeded sample one by one
             k = min(n, s.max_entries or DEFAULT_SAMPLE)
+            if point.clock is not None:
+                point.clock.planned += 2 * (k + NOISE_SAMPLE)
             entries = np.sort(rng.choice(n, k, replace=False))
             numerical, _, atol_e, _ = _check_entries(point, i, entries, s, rng, f0)
             info.update(entries=entries, numerical=numerical, atol=atol_e, method="directional+entries")

@@ -329,6 +329,7 @@ class GradientCheckResult:
             f"worst {where} {self.worst_index}: claimed {self.claimed:.10g}, finite differences "
             f"{self.numerical:.10g}; over all {where.replace('y', 'ie')}s: max abs error {self.max_abs_error:.3g}, "
             f"max rel error {self.max_rel_error:.3g} (rtol={self.rtol:g}, atol={self.atol:g})"
+            + (f"; diagnosis: {self.diagnosis}" if self.diagnosis else "")
         )
 
 
@@ -373,6 +374,22 @@ def _check_n_directions(n_directions) -> int:
     if n_directions < 1:
         raise ValueError(f"n_directions must be a positive integer (at least 1); got {n_directions}")
     return int(n_directions)
+
+
+def _refuse_misused_grad(grad, x_shape) -> None:
+    """Clear errors for two common misuses: ``None`` (a forgotten return) and a tuple ``(g,)``."""
+    if grad is None:
+        raise ValueError(
+            "grad is None: the backward function returned nothing (a forgotten `return`?); "
+            f"pass the claimed gradient, an array of the shape of x, {shape_str(x_shape)}"
+        )
+    if isinstance(grad, (tuple, list)) and len(grad) >= 1 and np.shape(grad[0]) == tuple(x_shape) \
+            and np.shape(grad) != tuple(x_shape):
+        raise ValueError(
+            f"grad is a {type(grad).__name__} of {len(grad)} array(s) of the shape of x, {shape_str(x_shape)} "
+            f"(as torch.autograd.gradcheck takes them); check_gradient takes one array: pass grad[0], "
+            f"or use check_gradients for several inputs"
+        )
 
 
 def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directions=8, seed=0, eps=1e-6):
@@ -426,8 +443,9 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         If ``grad.shape != x.shape``; if ``method`` is unknown; if
         ``n_directions < 1``; if ``eps`` is not positive and finite, or
         ``rtol`` or ``atol`` is negative; if ``seed`` is a negative integer; if ``x`` is not finite; if ``f`` does
-        not return a real scalar; or if the step vanishes when rounded to the
-        dtype of ``x``.
+        not return a real scalar; if the step vanishes when rounded to the
+        dtype of ``x``; if ``grad`` is ``None`` or a tuple ``(g,)``; or if ``f``
+        modifies its argument.
 
     Notes
     -----
@@ -470,6 +488,7 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
         ) from None
     x_arr = as_real_array(x, "x")
+    _refuse_misused_grad(grad, x_arr.shape)
     g = as_real_array(grad, "grad")
     if g.shape != x_arr.shape:
         raise ValueError(
@@ -478,11 +497,23 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             f"it is never broadcast)"
         )
     n_calls = 0
+    out_dtypes = []
 
     def counted_f(z):
         nonlocal n_calls
         n_calls += 1
-        return f(z)
+        if n_calls > 1:
+            return f(z)
+        before = np.array(z, copy=True)  # the first call also checks that f leaves its argument alone
+        value = f(z)
+        if not np.array_equal(before, z):
+            raise ValueError(
+                "f modified its argument: check_gradient calls f with a private copy of x, and an f that writes "
+                "into it (x += ..., x[...] = ..., an in-place ufunc) sees a different point on every call; "
+                "use out-of-place operations or copy first (x = x.copy())"
+            )
+        out_dtypes.append(getattr(value, "dtype", None))
+        return value
 
     if method == "full":
         numerical = numerical_gradient(counted_f, x_arr, eps=eps)
@@ -516,7 +547,16 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             numerical[k] = (f_plus - f_minus) / (2.0 * eps)
             claimed[k] = float(g64 @ moved.reshape(-1)) / (2.0 * eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(claimed, numerical, rtol, atol)
+    diagnosis = None
+    x_dtype = x_arr.dtype if x_arr.dtype.kind == "f" else np.dtype(np.float64)
+    if not passed and out_dtypes and out_dtypes[0] is not None and np.dtype(out_dtypes[0]).kind == "f" \
+            and np.dtype(out_dtypes[0]).itemsize < x_dtype.itemsize:
+        diagnosis = (
+            f"f returned {np.dtype(out_dtypes[0])} for {x_dtype} x: its rounding hides steps as small as "
+            f"eps={eps:g}; compute f in {x_dtype}, or check in {np.dtype(out_dtypes[0])} with a larger eps"
+        )
     return GradientCheckResult(
+        diagnosis=diagnosis,
         passed=passed,
         max_abs_error=max_abs,
         max_rel_error=max_rel,
