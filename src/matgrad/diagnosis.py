@@ -37,14 +37,20 @@ def _matches(a, b, tol):
 
 
 def _name_constant(c: float) -> str:
-    """``c`` to 4 significant digits, named when ``c`` or ``1/c`` is an integer or its square root."""
+    """``c`` to 4 significant digits, named when ``c`` or ``1/c`` is an integer or its square root.
+
+    "Is" means within 0.1 % and 0.02; square roots only of integers up to 1024 (beyond,
+    nearly every number is that close to the square root of one).
+    """
     text = f"{c:.4g}"
     sign = "-" if c < 0 else ""
     a = abs(c)
     for value, prefix in ((a, ""), (1.0 / a, "1/")):
         for n, form in ((round(value), "{}"), (round(value * value), "√{}")):
-            if n >= 2 and abs((value if form == "{}" else value * value) - n) <= 1e-3 * n:
-                return f"{text} = {sign}{prefix}{form.format(n)}"
+            near = abs((value if form == "{}" else value * value) - n) <= min(1e-3 * n, 0.02)
+            if n >= 2 and near and (form == "{}" or n <= 1024):
+                name = f"{sign}{prefix}{form.format(n)}"
+                return text if name == text else f"{text} = {name}"
     return text
 
 
