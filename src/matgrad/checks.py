@@ -685,4 +685,4 @@ def check_vjp(f, inputs, cotangent, grads, *, method="auto", rtol=None, atol=Non
 
 for _function in (check_gradients, check_vjp):
     if _function.__doc__:  # None under python -OO
-        _function.__doc__ = _function.__doc__.format(shared=_SHARED_DOC.lstrip("\n"))
+        _function.__doc__ = _function.__doc__.format(shared=_SHARED_DOC.lstrip("\n") + "\n")
