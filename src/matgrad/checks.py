@@ -416,8 +416,10 @@ class GradientCheckReport(Mapping):
         The keys whose gradient failed, in the order of the inputs.
     n_evaluations : int
         How many times ``f`` was called in all.
-    shapes, dtypes : dict
-        Each input's shape and the dtype ``f`` was called with.
+    shapes : dict
+        Each input's shape, by key.
+    dtypes : dict
+        The dtype ``f`` was called with for each input, by key.
     notes : tuple of str
         Remarks that apply to the whole check (for example that ``f`` returned
         float32 for a float64 input).

@@ -282,13 +282,13 @@ class GradientCheckResult:
         The relative tolerance used.
     atol : float
         The absolute tolerance used.
-    name : str or int or None
+    name : ``str or int or None``
         The input's key in :func:`check_gradients` (``None`` from
         :func:`check_gradient`).
-    finite_differences : ndarray or None
+    finite_differences : ``ndarray or None``
         The finite-difference gradient, shape of the input, when every entry was
         differenced; ``None`` otherwise (directional or sampled checks).
-    diagnosis : str or None
+    diagnosis : ``str or None``
         ``None`` when the check passed or no pattern fits; else a short text naming
         the kind of mistake (``"transposed"``, ``"scaled"``, ``"sign"``, ``"zero"``,
         ``"swapped"``; see :func:`diagnose_gradient`) or a hint about ``f``.
