@@ -173,7 +173,11 @@ def numerical_gradient(f, x, *, eps=1e-6):
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     eps = _check_eps(eps)
-    work = _scratch_copy(x)
+    return _gradient_of_copy(f, _scratch_copy(x), eps)
+
+
+def _gradient_of_copy(f, work, eps):
+    """Central differences of ``f`` at ``work``, a private copy the caller validated once."""
     grad = np.empty(work.size, dtype=np.float64)
     for k, f_plus, f_minus, step in _central_pairs(f, work, eps, _as_scalar):
         grad[k] = (f_plus - f_minus) / step
@@ -487,12 +491,12 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             f"seed must be what np.random.default_rng accepts (a non-negative integer, by default 0); "
             f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
         ) from None
-    x_arr = as_real_array(x, "x")
-    _refuse_misused_grad(grad, x_arr.shape)
+    work = _scratch_copy(x)  # x validated once, here; only this private copy goes inward
+    _refuse_misused_grad(grad, work.shape)
     g = as_real_array(grad, "grad")
-    if g.shape != x_arr.shape:
+    if g.shape != work.shape:
         raise ValueError(
-            f"grad must have the shape of x, {shape_str(x_arr.shape)}; got grad of shape "
+            f"grad must have the shape of x, {shape_str(work.shape)}; got grad of shape "
             f"{shape_str(g.shape)} (a gradient of a scalar has the shape of its variable; "
             f"it is never broadcast)"
         )
@@ -516,10 +520,9 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         return value
 
     if method == "full":
-        numerical = numerical_gradient(counted_f, x_arr, eps=eps)
+        numerical = _gradient_of_copy(counted_f, work, eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(g, numerical, rtol, atol)
     else:
-        work = _scratch_copy(x_arr)
         base = work.copy()
         g64 = np.asarray(g, dtype=np.float64).reshape(-1)
         claimed = np.empty(n_directions)
@@ -548,7 +551,7 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             claimed[k] = float(g64 @ moved.reshape(-1)) / (2.0 * eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(claimed, numerical, rtol, atol)
     diagnosis = None
-    x_dtype = x_arr.dtype if x_arr.dtype.kind == "f" else np.dtype(np.float64)
+    x_dtype = work.dtype
     if not passed and out_dtypes and out_dtypes[0] is not None and np.dtype(out_dtypes[0]).kind == "f" \
             and np.dtype(out_dtypes[0]).itemsize < x_dtype.itemsize:
         diagnosis = (
