@@ -372,3 +372,18 @@ def test_matmul_jacobian_accepts_the_book_names():
     A, B = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
     assert np.array_equal(matmul_jacobian(A, B, "X"), matmul_jacobian(A, B, "A"))
     assert np.array_equal(matmul_jacobian(A, B, "W"), matmul_jacobian(A, B, "B"))
+
+
+def test_torch_is_never_imported_for_numpy_inputs():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, matgrad\n"
+        "x = np.array([1.0, 2.0])\n"
+        "r = matgrad.check_gradients(lambda x: np.sum(x**2), {'x': x}, {'x': 2 * x})\n"
+        "r.report(); matgrad.check_vjp(lambda x: x**2, (x,), x, (2 * x * x,))\n"
+        "print(r.passed, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
