@@ -300,6 +300,7 @@ def test_bad_containers_and_options():
         (lambda x: None, r"missing return"),
         (lambda x: torch.tensor([1.0, 2.0]), r"torch tensor of shape \(2,\)"),
         (lambda x: "a", r"returned 'a'"),
+        (lambda x: 10**400, r"integer too large for a float64"),
     ],
 )
 def test_f_returning_a_non_scalar(f, pattern):

@@ -153,7 +153,10 @@ def _scalar_output(value):
             raise ValueError(f"f must return a real scalar; it returned dtype {value.dtype}")
         return float(value), (value.dtype if value.dtype.kind == "f" else np.dtype(np.float64))
     if isinstance(value, numbers.Real):
-        return float(value), np.dtype(np.float64)
+        try:
+            return float(value), np.dtype(np.float64)
+        except OverflowError:
+            raise ValueError(f"f returned an integer too large for a float64: {value!r:.40}") from None
     raise ValueError(f"f must return a real scalar (a number, 0-d array or 0-d tensor); got {type(value).__name__}")
 
 
