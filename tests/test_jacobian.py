@@ -250,7 +250,7 @@ def test_matmul_jacobian_leaves_its_arguments_unchanged_also_when_it_raises(rng)
     A_before, B_before = A.copy(), B.copy()
     matmul_jacobian(A, B, "A")
     matmul_jacobian(A, B, "B")
-    for kwargs in ({"wrt": "X"}, {"wrt": "A", "max_bytes": 8}, {"wrt": "B", "max_bytes": -1}):
+    for kwargs in ({"wrt": "C"}, {"wrt": "A", "max_bytes": 8}, {"wrt": "B", "max_bytes": -1}):
         with pytest.raises(ValueError):
             matmul_jacobian(A, B, **kwargs)
     np.testing.assert_array_equal(A, A_before)

@@ -6,6 +6,9 @@ the chapters introduce them:
 
 - ``jacobian``: explicit Jacobians of matrix products and what they cost (chapter 1);
 - ``gradcheck``: finite differences and gradient checks (chapter 2);
+- ``checks``: a whole backward pass checked in one call, with tolerances measured per
+  input (the practical page);
+- ``diagnosis``: what kind of mistake a wrong gradient makes (transposed, scaled ...);
 - ``matmul``: the backward rules of ``np.matmul`` and of ``nn.Linear`` (chapters 3, 5);
 - ``symbolic``: the same rules derived exactly with sympy (chapters 3, 4);
 - ``einsum``: gradients of any ``np.einsum`` expression (chapter 4);
@@ -15,6 +18,8 @@ the chapters introduce them:
 import types as _types
 
 from ._validate import format_bytes
+from .checks import GradientCheckReport, assert_gradients_close, check_gradients, check_vjp
+from .diagnosis import diagnose_gradient
 from .einsum import einsum_backward, einsum_grad_subscripts
 from .gradcheck import (
     GradientCheckResult,

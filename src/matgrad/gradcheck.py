@@ -12,7 +12,7 @@ step actually taken after rounding to that dtype, not by the nominal one.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -173,7 +173,11 @@ def numerical_gradient(f, x, *, eps=1e-6):
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     eps = _check_eps(eps)
-    work = _scratch_copy(x)
+    return _gradient_of_copy(f, _scratch_copy(x), eps)
+
+
+def _gradient_of_copy(f, work, eps):
+    """Central differences of ``f`` at ``work``, a private copy the caller validated once."""
     grad = np.empty(work.size, dtype=np.float64)
     for k, f_plus, f_minus, step in _central_pairs(f, work, eps, _as_scalar):
         grad[k] = (f_plus - f_minus) / step
@@ -282,6 +286,16 @@ class GradientCheckResult:
         The relative tolerance used.
     atol : float
         The absolute tolerance used.
+    name : ``str or int or None``
+        The input's key in :func:`check_gradients` (``None`` from
+        :func:`check_gradient`).
+    finite_differences : ``ndarray or None``
+        The finite-difference gradient, shape of the input, when every entry was
+        differenced; ``None`` otherwise (directional or sampled checks).
+    diagnosis : ``str or None``
+        ``None`` when the check passed or no pattern fits; else a short text naming
+        the kind of mistake (``"transposed"``, ``"scaled"``, ``"sign"``, ``"zero"``,
+        ``"swapped"``; see :func:`diagnose_gradient`) or a hint about ``f``.
 
     Examples
     --------
@@ -303,6 +317,9 @@ class GradientCheckResult:
     numerical: float
     rtol: float
     atol: float
+    name: object = None
+    finite_differences: object = field(default=None, compare=False, repr=False)
+    diagnosis: object = None
 
     def __bool__(self) -> bool:
         return bool(self.passed)
@@ -316,6 +333,7 @@ class GradientCheckResult:
             f"worst {where} {self.worst_index}: claimed {self.claimed:.10g}, finite differences "
             f"{self.numerical:.10g}; over all {where.replace('y', 'ie')}s: max abs error {self.max_abs_error:.3g}, "
             f"max rel error {self.max_rel_error:.3g} (rtol={self.rtol:g}, atol={self.atol:g})"
+            + (f"; diagnosis: {self.diagnosis}" if self.diagnosis else "")
         )
 
 
@@ -360,6 +378,22 @@ def _check_n_directions(n_directions) -> int:
     if n_directions < 1:
         raise ValueError(f"n_directions must be a positive integer (at least 1); got {n_directions}")
     return int(n_directions)
+
+
+def _refuse_misused_grad(grad, x_shape) -> None:
+    """Clear errors for two common misuses: ``None`` (a forgotten return) and a tuple ``(g,)``."""
+    if grad is None:
+        raise ValueError(
+            "grad is None: the backward function returned nothing (a forgotten `return`?); "
+            f"pass the claimed gradient, an array of the shape of x, {shape_str(x_shape)}"
+        )
+    if isinstance(grad, (tuple, list)) and len(grad) >= 1 and np.shape(grad[0]) == tuple(x_shape) \
+            and np.shape(grad) != tuple(x_shape):
+        raise ValueError(
+            f"grad is a {type(grad).__name__} of {len(grad)} array(s) of the shape of x, {shape_str(x_shape)} "
+            f"(as torch.autograd.gradcheck takes them); check_gradient takes one array: pass grad[0], "
+            f"or use check_gradients for several inputs"
+        )
 
 
 def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directions=8, seed=0, eps=1e-6):
@@ -413,8 +447,9 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         If ``grad.shape != x.shape``; if ``method`` is unknown; if
         ``n_directions < 1``; if ``eps`` is not positive and finite, or
         ``rtol`` or ``atol`` is negative; if ``seed`` is a negative integer; if ``x`` is not finite; if ``f`` does
-        not return a real scalar; or if the step vanishes when rounded to the
-        dtype of ``x``.
+        not return a real scalar; if the step vanishes when rounded to the
+        dtype of ``x``; if ``grad`` is ``None`` or a tuple ``(g,)``; or if ``f``
+        modifies its argument.
 
     Notes
     -----
@@ -456,26 +491,38 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             f"seed must be what np.random.default_rng accepts (a non-negative integer, by default 0); "
             f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
         ) from None
-    x_arr = as_real_array(x, "x")
+    work = _scratch_copy(x)  # x validated once, here; only this private copy goes inward
+    _refuse_misused_grad(grad, work.shape)
     g = as_real_array(grad, "grad")
-    if g.shape != x_arr.shape:
+    if g.shape != work.shape:
         raise ValueError(
-            f"grad must have the shape of x, {shape_str(x_arr.shape)}; got grad of shape "
+            f"grad must have the shape of x, {shape_str(work.shape)}; got grad of shape "
             f"{shape_str(g.shape)} (a gradient of a scalar has the shape of its variable; "
             f"it is never broadcast)"
         )
     n_calls = 0
+    out_dtypes = []
 
     def counted_f(z):
         nonlocal n_calls
         n_calls += 1
-        return f(z)
+        if n_calls > 1:
+            return f(z)
+        before = np.array(z, copy=True)  # the first call also checks that f leaves its argument alone
+        value = f(z)
+        if not np.array_equal(before, z):
+            raise ValueError(
+                "f modified its argument: check_gradient calls f with a private copy of x, and an f that writes "
+                "into it (x += ..., x[...] = ..., an in-place ufunc) sees a different point on every call; "
+                "use out-of-place operations or copy first (x = x.copy())"
+            )
+        out_dtypes.append(getattr(value, "dtype", None))
+        return value
 
     if method == "full":
-        numerical = numerical_gradient(counted_f, x_arr, eps=eps)
+        numerical = _gradient_of_copy(counted_f, work, eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(g, numerical, rtol, atol)
     else:
-        work = _scratch_copy(x_arr)
         base = work.copy()
         g64 = np.asarray(g, dtype=np.float64).reshape(-1)
         claimed = np.empty(n_directions)
@@ -503,7 +550,16 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
             numerical[k] = (f_plus - f_minus) / (2.0 * eps)
             claimed[k] = float(g64 @ moved.reshape(-1)) / (2.0 * eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(claimed, numerical, rtol, atol)
+    diagnosis = None
+    x_dtype = work.dtype
+    if not passed and out_dtypes and out_dtypes[0] is not None and np.dtype(out_dtypes[0]).kind == "f" \
+            and np.dtype(out_dtypes[0]).itemsize < x_dtype.itemsize:
+        diagnosis = (
+            f"f returned {np.dtype(out_dtypes[0])} for {x_dtype} x: its rounding hides steps as small as "
+            f"eps={eps:g}; compute f in {x_dtype}, or check in {np.dtype(out_dtypes[0])} with a larger eps"
+        )
     return GradientCheckResult(
+        diagnosis=diagnosis,
         passed=passed,
         max_abs_error=max_abs,
         max_rel_error=max_rel,

@@ -125,8 +125,10 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
         Left factor.
     B : array_like, shape (m, d)
         Right factor.
-    wrt : {"A", "B"}
-        The input to differentiate with respect to.
+    wrt : {"A", "B", "X", "W"}
+        The input to differentiate with respect to; ``"X"`` and ``"W"`` (the
+        book's names for ``Y = X @ W``, as in :func:`index_matmul_gradient`) mean
+        ``"A"`` and ``"B"``.
     max_bytes : int or float, optional
         Refuse (before allocating anything) a Jacobian larger than this;
         default 256 MiB. ``float("inf")`` removes the limit.
@@ -145,7 +147,7 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
         strings and objects are refused), or ``max_bytes`` is not a number.
     ValueError
         If ``A`` or ``B`` is not 2-D, their inner sizes differ, ``wrt`` is not
-        ``"A"`` or ``"B"``, or ``max_bytes`` is negative.
+        one of ``"A"``, ``"B"``, ``"X"``, ``"W"``, or ``max_bytes`` is negative.
     JacobianTooLarge
         If the Jacobian needs more than ``max_bytes`` (a ``ValueError`` subclass
         whose message gives the size in binary units, e.g. ``16.0 GiB``). The
@@ -196,8 +198,9 @@ def matmul_jacobian(A, B, wrt, *, max_bytes=_DEFAULT_MAX_BYTES):
             f"A @ B needs A.shape[1] == B.shape[0]; got A of shape {shape_str(A.shape)} "
             f"and B of shape {shape_str(B.shape)}"
         )
-    if not isinstance(wrt, str) or wrt not in ("A", "B"):
-        raise ValueError(f'wrt must be "A" or "B"; got {wrt!r}')
+    if not isinstance(wrt, str) or wrt not in ("A", "B", "X", "W"):
+        raise ValueError(f'wrt must be "A" or "B" (or the book\'s names for Y = X @ W, "X" or "W"); got {wrt!r}')
+    wrt = {"X": "A", "W": "B"}.get(wrt, wrt)
     dtype = float_dtype(A, B)
     n, m = A.shape
     d = B.shape[1]
