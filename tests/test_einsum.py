@@ -529,3 +529,18 @@ def test_random_expressions_match_torch(expression, seed):
         assert not repeated and not alone
         value = np.einsum(expr, G, *other_operands(operands, k))
         np.testing.assert_allclose(value, grads[k], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shapes, error, match",
+    [
+        ([(2, "a"), (3, 4)], TypeError, r"shapes\[0\] must be a tuple of integers; got \(2, 'a'\)"),
+        ([(2, 3.5), (3, 4)], TypeError, r"shapes\[0\] must be a tuple of integers; got \(2, 3.5\)"),
+        ([(2, 3), (3, True)], TypeError, r"shapes\[1\] must be a tuple of integers"),
+        ([(2, -3), (3, 4)], ValueError, r"shapes\[0\] must be a tuple of non-negative sizes; got \(2, -3\)"),
+    ],
+)
+def test_grad_subscripts_bad_shapes_name_shapes_and_what_was_expected(shapes, error, match):
+    """Issue 12, defect 6: int('a') raised its own ValueError, and negative sizes were accepted."""
+    with pytest.raises(error, match=match):
+        einsum_grad_subscripts("ij,jk", 0, shapes=shapes)

@@ -199,3 +199,10 @@ def test_shape_str_and_float_dtype_leave_their_arguments_unchanged():
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
     assert a.dtype == a_before.dtype and b.dtype == np.float32
+
+
+def test_format_bytes_is_exact_for_integers_too_large_for_a_float():
+    """Issue 12, defect 4: format_bytes(2**1034) raised OverflowError (int / int beyond float range)."""
+    assert format_bytes(2**1034) == f"{2**984}.0 PiB"
+    assert format_bytes(2**1034 + 2**983) == f"{2**984}.5 PiB"  # exact tenths, no float in between
+    assert format_bytes(np.uint64(2**64 - 1)) == "16384.0 PiB"
