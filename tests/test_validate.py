@@ -204,5 +204,5 @@ def test_shape_str_and_float_dtype_leave_their_arguments_unchanged():
 def test_format_bytes_is_exact_for_integers_too_large_for_a_float():
     """Issue 12, defect 4: format_bytes(2**1034) raised OverflowError (int / int beyond float range)."""
     assert format_bytes(2**1034) == f"{2**984}.0 PiB"
-    assert format_bytes(2**1034 + 2**983) == f"{2**984}.5 PiB"  # exact tenths, no float in between
+    assert format_bytes(2**1034 + 2**49) == f"{2**984}.5 PiB"  # exact tenths: half a PiB more, no float between
     assert format_bytes(np.uint64(2**64 - 1)) == "16384.0 PiB"
