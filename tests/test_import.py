@@ -21,8 +21,8 @@ SYMBOLIC = [
 ]
 
 
-def _run(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def _run(code: str, *options: str) -> str:
+    done = subprocess.run([sys.executable, *options, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -65,3 +65,8 @@ def test_star_import_and_unknown_names():
     assert "has no attribute 'no_such_name'" in _run(
         "import matgrad\ntry:\n    matgrad.no_such_name\nexcept AttributeError as e:\n    print(e)"
     )
+
+
+def test_sympy_imports_without_deprecation_warnings():
+    """Issue 12: sympy 1.12 with mpmath 1.4 warned on import; the floor sympy>=1.12.1 keeps mpmath < 1.4."""
+    assert _run("import matgrad.symbolic; print('ok')", "-W", "error::DeprecationWarning") == "ok"
