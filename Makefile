@@ -32,7 +32,9 @@ unit: $(STAMP)
 
 # The unit tests and doctests a second time, in their own environment with the oldest NumPy and
 # sympy that pyproject.toml claims (requirements-oldest.txt). torch, the tests' oracle, is installed
-# without its dependencies (see requirements-oldest-torch.txt). CI runs this after `make test`.
+# without its dependencies (see requirements-oldest-torch.txt). tests/test_book.py is left out: it
+# checks the book's files, not the package, and needs the book's environment. CI runs this after
+# `make test`.
 OLDEST       := .venv-oldest
 OLDEST_PY    := $(OLDEST)/bin/python
 OLDEST_STAMP := $(OLDEST)/.installed
