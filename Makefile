@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test unit nbval build-strict browser lab bench clean help
+.PHONY: book test unit unit-oldest nbval build-strict browser lab bench clean help
 
 help:
 	@echo "make book   - create .venv if needed, execute every chapter, build _build/html"
 	@echo "make test   - unit tests, nbval on every chapter, strict book build, browser check"
+	@echo "make unit-oldest - the unit tests again, with the oldest NumPy and sympy claimed (.venv-oldest)"
 	@echo "make lab    - open the chapters in JupyterLab with matgrad importable"
 	@echo "make bench  - run every benchmark script in benchmarks/"
 
@@ -28,6 +29,27 @@ test: unit nbval build-strict browser
 
 unit: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --doctest-modules src/matgrad tests --ignore=tests/browser
+
+# The unit tests and doctests a second time, in their own environment with the oldest NumPy and
+# sympy that pyproject.toml claims (requirements-oldest.txt). torch, the tests' oracle, is installed
+# without its dependencies (see requirements-oldest-torch.txt). tests/test_book.py is left out: it
+# checks the book's files, not the package, and needs the book's environment. CI runs this after
+# `make test`.
+OLDEST       := .venv-oldest
+OLDEST_PY    := $(OLDEST)/bin/python
+OLDEST_STAMP := $(OLDEST)/.installed
+
+$(OLDEST_STAMP): requirements-oldest.txt requirements-oldest-torch.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST_PY) -m pip install --disable-pip-version-check -q -r requirements-oldest.txt
+	$(OLDEST_PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-oldest-torch.txt
+	touch $(OLDEST_STAMP)
+
+unit-oldest: $(OLDEST_STAMP)
+	$(OLDEST_PY) -c 'import numpy, sympy; print("numpy", numpy.__version__, "sympy", sympy.__version__)'
+	$(OLDEST_PY) -m pytest -n 2 --dist loadfile --doctest-modules src/matgrad tests \
+		--ignore=tests/browser --ignore=tests/test_book.py
 
 nbval: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \

@@ -402,10 +402,11 @@ def test_errors(subscripts, operands, grad_out, match):
 
 
 def test_too_many_letters_for_the_ellipsis():
-    letters = string.ascii_letters[:51]
-    A = np.ones((1,) * 51 + (1, 1))
+    # 51 of the 52 letters spread over two operands of at most 32 axes (NumPy 1's limit; NumPy 2 allows 64)
+    lower, upper = string.ascii_lowercase, string.ascii_uppercase[:25]
+    A, B = np.ones((1, 1) + (1,) * 26), np.ones((1,) * 25)
     with pytest.raises(ValueError, match="need 2 letters for the '...' axes but only 1 are unused"):
-        einsum_backward("..." + letters, A, grad_out=np.ones((1, 1) + (1,) * 51))
+        einsum_backward(f"...{lower},{upper}->...", A, B, grad_out=np.ones((1, 1)))
 
 
 def test_type_errors():
@@ -529,3 +530,18 @@ def test_random_expressions_match_torch(expression, seed):
         assert not repeated and not alone
         value = np.einsum(expr, G, *other_operands(operands, k))
         np.testing.assert_allclose(value, grads[k], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shapes, error, match",
+    [
+        ([(2, "a"), (3, 4)], TypeError, r"shapes\[0\] must be a tuple of integers; got \(2, 'a'\)"),
+        ([(2, 3.5), (3, 4)], TypeError, r"shapes\[0\] must be a tuple of integers; got \(2, 3.5\)"),
+        ([(2, 3), (3, True)], TypeError, r"shapes\[1\] must be a tuple of integers"),
+        ([(2, -3), (3, 4)], ValueError, r"shapes\[0\] must be a tuple of non-negative sizes; got \(2, -3\)"),
+    ],
+)
+def test_grad_subscripts_bad_shapes_name_shapes_and_what_was_expected(shapes, error, match):
+    """Issue 12, defect 6: int('a') raised its own ValueError, and negative sizes were accepted."""
+    with pytest.raises(error, match=match):
+        einsum_grad_subscripts("ij,jk", 0, shapes=shapes)

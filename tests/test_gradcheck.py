@@ -730,3 +730,66 @@ def test_numerical_jacobian_leaves_x_unchanged_also_when_f_raises(rng):
     with pytest.raises(RuntimeError):
         numerical_jacobian(f, x)
     np.testing.assert_array_equal(x, x_before)
+
+
+# --- regressions of issue 12: steps the dtype cannot take, returns that do not fit a float ---
+
+
+def _one_large_float32_entry():
+    """A float32 x of 400 entries near 1 and one entry of 5000, with f taken in float64."""
+    x = np.ones((20, 20), dtype=np.float32)
+    x[2, 1] = 5000
+    grad = 2 * x.astype(np.float64)
+
+    def f(z):
+        return np.sum(z.astype(np.float64) ** 2)
+
+    return f, x, grad
+
+
+def test_directional_check_refuses_an_entry_whose_step_is_lost_to_rounding():
+    """Issue 12, defect 1: eps * v_i at the entry 5000 rounds to nothing in float32, so that
+    entry was never moved and a gradient wrong there by any amount passed."""
+    f, x, grad = _one_large_float32_entry()
+    wrong = grad.copy()
+    wrong[2, 1] += 1e3
+    for claimed in (grad, wrong):
+        with pytest.raises(ValueError, match=r"eps=0.001 is too small .* at index \(2, 1\), x = 5000.0"):
+            check_gradient(f, x, claimed, method="directional", eps=1e-3, rtol=1e-2, atol=1e-3)
+    # with a step large enough for every entry the check runs, and catches the wrong entry
+    assert check_gradient(f, x, grad, method="directional", eps=0.1, rtol=1e-2, atol=1e-3)
+    assert not check_gradient(f, x, wrong, method="directional", eps=0.1, rtol=1e-2, atol=1e-3)
+
+
+def test_directional_step_rule_does_not_refuse_ordinary_float32_checks(rng):
+    """The rule of defect 1 stays silent on a large float32 x of ordinary size, even with one direction."""
+    W = rng.standard_normal((256, 8))
+    X = rng.standard_normal((256, 256)).astype(np.float32)
+
+    def f(z):
+        return np.sum(np.tanh(z.astype(np.float64) @ W))
+
+    dX = (1 - np.tanh(X.astype(np.float64) @ W) ** 2) @ W.T
+    assert check_gradient(f, X, dX, method="directional", n_directions=1, eps=1e-3, rtol=1e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["full", "directional"])
+@pytest.mark.parametrize("eps, dtype", [(1e308, np.float64), (1e39, np.float32), (1e5, np.float16)])
+def test_a_step_that_overflows_is_a_value_error_not_a_silent_pass(eps, dtype, method):
+    """Issue 12, defect 2: x +- eps overflowed to inf (or 2 eps did), the differences became 0 or NaN
+    and a wrong gradient passed."""
+    x = np.array([1.0, 2.0], dtype=dtype)
+    wrong = np.array([0.0, 0.0])
+    with pytest.raises(ValueError, match=re.escape(f"eps={eps:g} is too large for x of dtype {np.dtype(dtype)}") + ".*overflow"):
+        check_gradient(lambda z: np.sum(z.astype(np.float64) ** 2), x, wrong, method=method, eps=eps)
+    with pytest.raises(ValueError, match=re.escape(f"eps={eps:g} is too large")):
+        numerical_gradient(lambda z: np.sum(z.astype(np.float64)), x, eps=eps)
+
+
+@pytest.mark.parametrize("method", ["full", "directional"])
+def test_f_returning_an_integer_too_large_for_a_float_is_a_value_error_naming_f(method):
+    """Issue 12, defect 5: float(10**400) raised OverflowError instead of the ValueError of bad returns."""
+    with pytest.raises(ValueError, match="f must return a real scalar that fits in a float64"):
+        check_gradient(lambda z: 10**400, np.ones(2), np.ones(2), method=method)
+    with pytest.raises(ValueError, match="f must return a real scalar that fits in a float64"):
+        numerical_gradient(lambda z: 10**400, np.ones(2))

@@ -370,3 +370,39 @@ def test_sympy_matrix_entry_is_a_sum_over_a_dummy():
     dummy, lower, upper = entry.limits[0]
     assert isinstance(dummy, sp.Dummy) and (lower, upper) == (0, D - 1)
     assert entry.function == G[p, dummy] * W[q, dummy]
+
+
+# ---------------------------------------------------------------------------
+# regressions of issue 12
+# ---------------------------------------------------------------------------
+
+
+def test_reduce_substitutes_into_the_limits_of_inner_sums():
+    """Issue 12, defect 3: sum_k sum_{j<=k} delta_kq x_j is sum_{j<=q} x_j; the limit j <= k kept a free k."""
+    k, q = sp.Idx("k", M), sp.Idx("q", M)
+    j = sp.Symbol("j", integer=True)
+    a = sp.IndexedBase("a")
+    expr = sp.Sum(sp.KroneckerDelta(k, q) * a[j], (j, 0, k), (k, 0, M - 1))
+    reduced = reduce_kronecker_sum(expr, k)
+    assert reduced == sp.Sum(a[j], (j, 0, q))
+    assert k not in reduced.free_symbols
+    # on concrete sizes it agrees with the double sum written out term by term
+    for size, value in itertools.product(range(1, 4), range(3)):
+        if value < size:
+            terms = [sp.KroneckerDelta(kk, value) * a[jj] for kk in range(size) for jj in range(kk + 1)]
+            assert sp.expand(sp.Add(*terms) - reduced.xreplace({q: value}).doit()) == 0
+
+
+def test_reduce_refuses_a_partner_summed_inside_the_sum():
+    """delta_kj with j summed inside the sum over k: setting k = j would leave j free outside its sum."""
+    k, j = sp.Idx("k", M), sp.Idx("j", M)
+    a = sp.IndexedBase("a")
+    with pytest.raises(ValueError, match="j is summed inside the sum over k"):
+        reduce_kronecker_sum(sp.Sum(sp.KroneckerDelta(k, j) * a[j], (j, 0, M - 1), (k, 0, M - 1)), k)
+
+
+def test_verify_closed_forms_of_symbolic_shape_are_a_type_error():
+    """Issue 12, defect 7: a closed form of symbolic shape raised sympy's ValueError."""
+    symbolic = sp.MatrixSymbol("A", sp.Symbol("n"), 2)
+    with pytest.raises(TypeError, match=r"closed_forms must return matrices of concrete shape; its dX has shape \(n, 2\)"):
+        verify_matmul_gradients(2, 2, 2, closed_forms=lambda X, W, G: (symbolic, X.T * G))

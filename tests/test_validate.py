@@ -1,6 +1,7 @@
 """Tests of matgrad._validate: the input checks every public function relies on,
 and the public ``format_bytes``."""
 
+import inspect
 import re
 from fractions import Fraction
 
@@ -150,9 +151,9 @@ def test_format_bytes_hand_computed_values(nbytes, text):
 
 def test_format_bytes_is_public_and_documented():
     assert matgrad.format_bytes is format_bytes
-    doc = format_bytes.__doc__
+    doc = inspect.cleandoc(format_bytes.__doc__)  # Python 3.13 strips the indentation itself; older ones keep it
     for section in ("Parameters", "Returns", "Raises", "Notes", "Examples"):
-        assert f"\n    {section}\n    ---" in doc
+        assert f"\n{section}\n---" in doc
 
 
 @pytest.mark.parametrize("bad", [True, np.bool_(False), "1024", None, 1 + 0j, [1024], np.array([1024])])
@@ -199,3 +200,10 @@ def test_shape_str_and_float_dtype_leave_their_arguments_unchanged():
     np.testing.assert_array_equal(a, a_before)
     np.testing.assert_array_equal(b, b_before)
     assert a.dtype == a_before.dtype and b.dtype == np.float32
+
+
+def test_format_bytes_is_exact_for_integers_too_large_for_a_float():
+    """Issue 12, defect 4: format_bytes(2**1034) raised OverflowError (int / int beyond float range)."""
+    assert format_bytes(2**1034) == f"{2**984}.0 PiB"
+    assert format_bytes(2**1034 + 2**49) == f"{2**984}.5 PiB"  # exact tenths: half a PiB more, no float between
+    assert format_bytes(np.uint64(2**64 - 1)) == "16384.0 PiB"

@@ -31,21 +31,40 @@ from .gradcheck import (
 from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
 from .matmul import linear_backward, matmul_backward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from .symbolic import (
-    IndexDerivation,
-    MatmulGradientVerification,
-    ReductionStep,
-    TraceGradients,
-    index_latex,
-    index_matmul_gradient,
-    reduce_kronecker_sum,
-    symbol_matrix,
-    trace_matmul_gradients,
-    verify_matmul_gradients,
+
+# The names of ``symbolic`` are imported on first use (module ``__getattr__``, PEP 562), so that
+# ``import matgrad`` does not import sympy, which only they need; ``import matgrad.symbolic``
+# or ``from matgrad import index_matmul_gradient`` imports it.
+_SYMBOLIC = (
+    "IndexDerivation",
+    "MatmulGradientVerification",
+    "ReductionStep",
+    "TraceGradients",
+    "index_latex",
+    "index_matmul_gradient",
+    "reduce_kronecker_sum",
+    "symbol_matrix",
+    "trace_matmul_gradients",
+    "verify_matmul_gradients",
 )
 
 __version__ = "0.1.0"
 
 __all__ = sorted(
-    name for name, value in globals().items() if not name.startswith("_") and not isinstance(value, _types.ModuleType)
+    [name for name, value in globals().items() if not name.startswith("_") and not isinstance(value, _types.ModuleType)]
+    + list(_SYMBOLIC)
 )
+
+
+def __getattr__(name):
+    if name in _SYMBOLIC:
+        from . import symbolic
+
+        value = getattr(symbolic, name)
+        globals()[name] = value  # later look-ups find it directly
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SYMBOLIC))

@@ -79,7 +79,9 @@ def format_bytes(nbytes) -> str:
     -----
     One KiB is :math:`2^{10}` bytes, one MiB :math:`2^{20}`, one GiB
     :math:`2^{30}`. A value is never printed as ``1024.0`` of a unit: one that
-    would round to that is given in the next unit (``1.0 MiB``).
+    would round to that is given in the next unit (``1.0 MiB``). An integer is
+    divided and rounded (half to even) in exact integer arithmetic, so a size
+    beyond the float range, such as ``2**1034``, is written exactly too.
 
     Examples
     --------
@@ -99,7 +101,15 @@ def format_bytes(nbytes) -> str:
         raise ValueError(f"nbytes must be a non-negative finite number of bytes; got {nbytes!r}")
     if nbytes < 1024:
         return f"{int(nbytes)} B"
-    value = nbytes / 1024  # true division: exact enough for display at any size
+    if isinstance(nbytes, numbers.Integral):  # exact integer arithmetic: no float, no overflow
+        n = int(nbytes)
+        for k, unit in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB"), start=1):
+            tenths, rest = divmod(10 * n, 1024**k)
+            if 2 * rest > 1024**k or (2 * rest == 1024**k and tenths % 2):  # round half to even, like f"{:.1f}"
+                tenths += 1
+            if tenths < 10240 or unit == "PiB":
+                return f"{tenths // 10}.{tenths % 10} {unit}"
+    value = nbytes / 1024
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         if round(value, 1) < 1024:
             return f"{value:.1f} {unit}"

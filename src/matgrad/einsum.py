@@ -457,6 +457,26 @@ def einsum_backward(subscripts, *operands, grad_out):
     return tuple(np.asarray(g).reshape(A.shape) for g, A in zip(grads, arrays))
 
 
+def _check_shapes(shapes) -> tuple:
+    """``shapes`` as a tuple of tuples of Python ints, or an error naming the entry and what was expected."""
+    try:
+        entries = list(shapes)
+    except TypeError:
+        raise TypeError(f"shapes must be a sequence of tuples of integers; got {shapes!r:.80}") from None
+    checked = []
+    for k, shape in enumerate(entries):
+        try:
+            sizes = list(shape)
+        except TypeError:
+            raise TypeError(f"shapes must be a sequence of tuples of integers; shapes[{k}] is {shape!r:.80}") from None
+        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) for s in sizes):
+            raise TypeError(f"shapes[{k}] must be a tuple of integers; got {tuple(sizes)!r:.80}")
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"shapes[{k}] must be a tuple of non-negative sizes; got {tuple(int(s) for s in sizes)!r:.80}")
+        checked.append(tuple(int(s) for s in sizes))
+    return tuple(checked)
+
+
 def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
     """The einsum expression whose value is the gradient with respect to one operand.
 
@@ -483,10 +503,11 @@ def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
     Raises
     ------
     TypeError
-        If ``subscripts`` is not a string or ``wrt`` not an integer.
+        If ``subscripts`` is not a string, ``wrt`` not an integer, or
+        ``shapes`` not a sequence of tuples of integers.
     ValueError
         If ``subscripts`` is malformed or ``wrt`` out of range (as in
-        :func:`einsum_backward`), or when one einsum cannot express the
+        :func:`einsum_backward`), if a size in ``shapes`` is negative, or when one einsum cannot express the
         gradient: an index of operand ``wrt`` that occurs nowhere else (its
         gradient is a broadcast), an index repeated within operand ``wrt`` (its
         gradient lives on a diagonal), or ``...`` axes that need a sum (stretched
@@ -533,10 +554,7 @@ def einsum_grad_subscripts(subscripts, wrt, *, shapes=None):
     wrt = int(wrt)
     plan = None
     if shapes is not None:
-        try:
-            shapes = tuple(tuple(int(s) for s in shape) for shape in shapes)
-        except TypeError:
-            raise TypeError(f"shapes must be a sequence of tuples of integers; got {shapes!r}") from None
+        shapes = _check_shapes(shapes)
         plan = _plan(subscripts, shapes)
     term = parsed.inputs[wrt]
     others = [t for j, t in enumerate(parsed.inputs) if j != wrt]

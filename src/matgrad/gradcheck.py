@@ -11,6 +11,7 @@ step actually taken after rounding to that dtype, not by the nominal one.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 
@@ -56,7 +57,13 @@ def _as_scalar(value) -> float:
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"f must return a real scalar; it returned a boolean ({value!r})")
     if isinstance(value, numbers.Real):  # Python and NumPy integers and floats
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a Python integer beyond the float range
+            raise ValueError(
+                f"f must return a real scalar that fits in a float64; it returned an integer of "
+                f"{len(str(abs(value)))} digits, too large for a float"
+            ) from None
     if isinstance(value, np.ndarray):
         if value.ndim == 0 and value.dtype.kind in "iuf":
             return float(value)
@@ -81,6 +88,56 @@ def _step_too_small(eps, work, k) -> str:
     )
 
 
+def _step_overflows(eps, work, index) -> str:
+    index = tuple(int(i) for i in index)
+    return (
+        f"eps={eps:g} is too large for x of dtype {work.dtype}: at index {index}, x = {float(work[index])!r} and "
+        f"x + eps or x - eps (or the step between them) overflow the {work.dtype} range "
+        f"(largest {float(np.finfo(work.dtype).max):.4g}), so the differences would be inf or NaN; use a smaller eps"
+    )
+
+
+def _round_up_2_digits(value: float) -> float:
+    scale = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / scale * (1 - 1e-12)) * scale
+
+
+def _check_directional_step(eps, work) -> None:
+    """Refuse, before any evaluation, a directional step that overflows or that some entry cannot take.
+
+    Along a random unit direction ``v`` an entry moves by ``eps * v_i``, about ``eps / sqrt(N)``
+    (the root-mean-square component of a unit vector of ``N`` entries). An entry at which even
+    half of that, ``h = eps / (2 sqrt(N))``, rounds to nothing in the dtype of ``x`` is almost never
+    moved, so a gradient wrong there would pass unseen: such a step is refused, as the full
+    method refuses a step that rounds to nothing.
+    """
+    if work.size == 0:
+        return
+    dtype = work.dtype
+    with np.errstate(over="ignore"):
+        e = dtype.type(eps)
+        ends_finite = np.isfinite(np.add(work, e)) & np.isfinite(np.subtract(work, e))
+    if not (ends_finite.all() and math.isfinite(2.0 * eps)):
+        bad = np.argwhere(~ends_finite)
+        raise ValueError(_step_overflows(eps, work, bad[0] if len(bad) else np.unravel_index(0, work.shape)))
+    n = work.size
+    h = eps / (2.0 * math.sqrt(n))
+    with np.errstate(under="ignore"):
+        h_dtype = dtype.type(h)
+    lost = np.add(work, h_dtype) == np.subtract(work, h_dtype)
+    if lost.any():
+        index = tuple(int(i) for i in np.argwhere(lost)[0])
+        # x +- h differ wherever h is at least the spacing of the dtype at |x|
+        need = _round_up_2_digits(2.0 * math.sqrt(n) * float(np.max(np.spacing(np.abs(work[lost])))))
+        raise ValueError(
+            f"eps={eps:g} is too small for x of dtype {dtype} in a directional check: at index {index}, "
+            f"x = {float(work[index])!r} (and at {int(lost.sum()) - 1} other entries), x + h and x - h round to "
+            f"the same {dtype} number for h = eps / (2 sqrt(N)) = {h:.3g}, half the typical move of an entry "
+            f"along a random unit direction (N = {n} entries), so f would almost never see that entry move "
+            f"and a gradient wrong there would pass; use eps >= {need:.2g}, or method=\"full\""
+        )
+
+
 def _central_pairs(f, work, eps, convert):
     """Yield ``(k, convert(f(x + eps e_k)), convert(f(x - eps e_k)), step)`` for every entry ``k``.
 
@@ -93,9 +150,12 @@ def _central_pairs(f, work, eps, convert):
     flat = work.reshape(-1)  # a view of the private copy
     for k in range(flat.size):
         original = flat[k]
-        x_plus = work.dtype.type(original + eps)  # rounded to the dtype of x
-        x_minus = work.dtype.type(original - eps)
+        with np.errstate(over="ignore"):
+            x_plus = work.dtype.type(original + eps)  # rounded to the dtype of x
+            x_minus = work.dtype.type(original - eps)
         step = float(x_plus) - float(x_minus)
+        if not (np.isfinite(x_plus) and np.isfinite(x_minus) and np.isfinite(step)):
+            raise ValueError(_step_overflows(eps, work, np.unravel_index(k, work.shape)))
         if not step > 0:
             raise ValueError(_step_too_small(eps, work, k))
         flat[k] = x_plus
@@ -143,8 +203,9 @@ def numerical_gradient(f, x, *, eps=1e-6):
         If ``f`` returns anything but a real scalar (an array of another shape, a
         list, a string, ``None``, a complex number: the message says what came
         back); if ``eps`` is not positive and finite; if ``x`` has an infinite or
-        NaN entry; or if ``eps`` is so small that ``x + eps`` and ``x - eps``
-        round to the same number in the dtype of ``x``.
+        NaN entry; if ``eps`` is so small that ``x + eps`` and ``x - eps``
+        round to the same number in the dtype of ``x``; or if it is so large
+        that they, or the step between them, overflow that dtype.
 
     Notes
     -----
@@ -447,9 +508,12 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         If ``grad.shape != x.shape``; if ``method`` is unknown; if
         ``n_directions < 1``; if ``eps`` is not positive and finite, or
         ``rtol`` or ``atol`` is negative; if ``seed`` is a negative integer; if ``x`` is not finite; if ``f`` does
-        not return a real scalar; if the step vanishes when rounded to the
-        dtype of ``x``; if ``grad`` is ``None`` or a tuple ``(g,)``; or if ``f``
-        modifies its argument.
+        not return a real scalar (or returns an integer too large for a
+        float); if the step vanishes when rounded to the dtype of ``x`` (for
+        ``"directional"``: at any entry, for half the typical move
+        ``eps / sqrt(x.size)`` of an entry along a unit direction, see Notes);
+        if ``x + eps`` or ``x - eps`` overflows that dtype; if ``grad`` is
+        ``None`` or a tuple ``(g,)``; or if ``f`` modifies its argument.
 
     Notes
     -----
@@ -461,7 +525,12 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     so a wrong gradient is caught with a probability that tends to one as the
     error grows against the tolerance; it is not a certainty. Each
     ``<grad, v>`` is taken along the step actually made (after rounding ``x +
-    eps v`` to the dtype of ``x``), divided by ``2 eps``.
+    eps v`` to the dtype of ``x``), divided by ``2 eps``. An entry ``i`` moves by
+    ``eps * v_i``, about ``eps / sqrt(N)`` for ``N = x.size``; where even half of
+    that rounds to nothing (a float32 entry of 5000 with ``eps=1e-3`` and
+    ``N = 400``), the entry would almost never move and a gradient wrong there
+    would pass unseen, so such a step is refused before ``f`` is called, with the
+    smallest ``eps`` that every entry can take.
 
     Examples
     --------
@@ -523,6 +592,7 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         numerical = _gradient_of_copy(counted_f, work, eps)
         passed, max_abs, max_rel, n_failed, worst, c, n = _compare(g, numerical, rtol, atol)
     else:
+        _check_directional_step(eps, work)
         base = work.copy()
         g64 = np.asarray(g, dtype=np.float64).reshape(-1)
         claimed = np.empty(n_directions)

@@ -177,7 +177,7 @@ def verify_matmul_gradients(n, m, d, *, convention="XW", closed_forms=None):
         If a size is not a positive integer or ``convention`` is unknown.
     TypeError
         If ``closed_forms`` is given but not callable, or does not return a
-        pair of sympy matrices.
+        pair of sympy matrices of concrete (integer) shape.
 
     Notes
     -----
@@ -224,6 +224,11 @@ def verify_matmul_gradients(n, m, d, *, convention="XW", closed_forms=None):
     for name, M in zip(("dX", "dW"), claimed):
         if not isinstance(M, (sp.MatrixBase, sp.MatrixExpr)):
             raise TypeError(f"closed_forms must return sympy matrices; its {name} is {type(M).__name__}: {M!r:.80}")
+        if not all(isinstance(size, int) or getattr(size, "is_Integer", False) for size in M.shape):
+            raise TypeError(
+                f"closed_forms must return matrices of concrete shape; its {name} has shape "
+                f"({', '.join(str(size) for size in M.shape)}), which cannot be compared entry by entry"
+            )
     dX_closed, dW_closed = (sp.ImmutableMatrix(M) for M in claimed)
     return MatmulGradientVerification(
         convention=convention,
@@ -265,7 +270,8 @@ def reduce_kronecker_sum(expr, index):
     Every ``Sum`` in ``expr`` that runs over ``index`` must have a summand that
     is a product containing a factor ``KroneckerDelta(index, a)``; that sum is
     replaced by the summand with ``index`` set to ``a`` (the delta becomes
-    ``δ_aa = 1``), and the limit over ``index`` is removed.
+    ``δ_aa = 1``), and the limit over ``index`` is removed; the limits of the
+    sums inside it that depend on ``index`` get ``a`` too.
 
     Parameters
     ----------
@@ -287,7 +293,8 @@ def reduce_kronecker_sum(expr, index):
         If no sum over ``index`` occurs in ``expr``; if a summand over ``index``
         is not a product with a ``KroneckerDelta(index, a)`` factor; or if the
         range of ``a`` is not provably inside the summation range (``a`` must
-        be an integer or an ``Idx`` with bounds).
+        be an integer or an ``Idx`` with bounds), or if ``a`` is itself summed
+        inside the sum over ``index``.
 
     Notes
     -----
@@ -337,9 +344,18 @@ def reduce_kronecker_sum(expr, index):
                 f"cannot sum out {index} against {delta}: {partner} is not provably in the range "
                 f"[{lower}, {upper}] of the sum (give it as an integer or as an Idx with bounds)"
             )
+        inner = node.limits[:position]  # sympy lists the innermost limit first
+        summed_inside = partner.free_symbols & {limit[0] for limit in inner}
+        if summed_inside:
+            raise ValueError(
+                f"cannot sum out {index} against {delta}: {', '.join(sorted(map(str, summed_inside)))} is summed "
+                f"inside the sum over {index}, so setting {index} = {partner} would take it out of its own sum"
+            )
         found.append(node)
         reduced = summand.subs(index, partner)
-        rest = node.limits[:position] + node.limits[position + 1 :]
+        # the limits of the sums inside may depend on the index: they get the partner too
+        inner = tuple((var, lower_.subs(index, partner), upper_.subs(index, partner)) for var, lower_, upper_ in inner)
+        rest = inner + node.limits[position + 1 :]
         return sp.Sum(reduced, *rest) if rest else reduced
 
     result = expr.replace(runs_over_index, reduce)
