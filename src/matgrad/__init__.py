@@ -26,6 +26,8 @@ from .gradcheck import (
 from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
 from .matmul import linear_backward, matmul_backward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .softmax import cross_entropy, cross_entropy_backward, softmax, softmax_backward
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
 from .symbolic import (
     IndexDerivation,
     MatmulGradientVerification,
