@@ -12,7 +12,11 @@ the chapters introduce them:
 - ``matmul``: the backward rules of ``np.matmul`` and of ``nn.Linear`` (chapters 3, 5);
 - ``symbolic``: the same rules derived exactly with sympy (chapters 3, 4);
 - ``einsum``: gradients of any ``np.einsum`` expression (chapter 4);
-- ``rnn``: a vanilla RNN with backpropagation through time (chapter 6).
+- ``rnn``: a vanilla RNN with backpropagation through time (chapter 6);
+- ``checks`` and ``diagnosis``: whole-pass gradient checks and what kind of mistake a wrong
+  gradient is (chapter 8 and the page on checking your own code);
+- ``softmax``: softmax and cross-entropy on logits (chapter 9);
+- ``norm``: LayerNorm and BatchNorm (chapter 9).
 """
 
 import types as _types
@@ -31,6 +35,8 @@ from .gradcheck import (
 from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
 from .matmul import linear_backward, matmul_backward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .norm import batch_norm_backward, batch_norm_forward, layer_norm_backward, layer_norm_forward
+from .softmax import cross_entropy, cross_entropy_backward, softmax, softmax_backward
 
 # The names of ``symbolic`` are imported on first use (module ``__getattr__``, PEP 562), so that
 # ``import matgrad`` does not import sympy, which only they need; ``import matgrad.symbolic``
