@@ -13,10 +13,9 @@ the chapters introduce them:
 - ``symbolic``: the same rules derived exactly with sympy (chapters 3, 4);
 - ``einsum``: gradients of any ``np.einsum`` expression (chapter 4);
 - ``rnn``: a vanilla RNN with backpropagation through time (chapter 6);
-- ``checks`` and ``diagnosis``: whole-pass gradient checks and what kind of mistake a wrong
-  gradient is (chapter 8 and the page on checking your own code);
 - ``softmax``: softmax and cross-entropy on logits (chapter 9);
-- ``norm``: LayerNorm and BatchNorm (chapter 9).
+- ``norm``: LayerNorm and BatchNorm (chapter 9);
+- ``attention``: scaled dot-product attention, whose backward recomputes the weights (chapter 10).
 """
 
 import types as _types
