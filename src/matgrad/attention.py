@@ -1,0 +1,405 @@
+"""Scaled dot-product attention and its backward pass, without storing the weights.
+
+For queries ``Q`` (n_q, e), keys ``K`` (n_k, e) and values ``V`` (n_k, e_v), in the
+rows-are-examples convention (one query, key or value per row):
+
+.. math::
+
+    S = s\\, Q K^\\top, \\qquad P = \\operatorname{softmax}_{\\text{rows}}(S), \\qquad O = P V,
+
+with the scale :math:`s = 1/\\sqrt{e}` unless given, and masked scores set to
+:math:`-\\infty` before the softmax (their weights are exactly 0). Leading axes of
+``Q``, ``K`` and ``V`` (batches, heads) broadcast against each other.
+
+The weights ``P`` are one ``(n_q, n_k)`` array per matrix of the stack, the largest
+object of the computation. The forward pass does not keep them: its cache holds the
+inputs, ``O`` and one number per query row, the log-sum-exp of the scores
+:math:`\\ell_i = \\log \\sum_j e^{S_{ij}}`. The backward pass recomputes
+:math:`P = \\exp(S - \\ell)` and uses the identity
+:math:`\\operatorname{rowsum}(dP \\odot P) = \\operatorname{rowsum}(dO \\odot O)`, so that
+:math:`dS = P \\odot (dP - \\operatorname{rowsum}(dO \\odot O))` needs neither ``P`` nor
+``dP`` stored. It works through the query rows in blocks, so that its two floating
+``(block, n_k)`` buffers together never exceed one ``(n_q, n_k)`` stack.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validate import as_real_array, float_dtype, format_bytes, shape_str
+from .jacobian import _check_max_bytes
+from .matmul import _unbroadcast
+
+__all__ = ["attention_backward", "attention_forward"]
+
+_DEFAULT_MAX_BYTES = 2**30
+#: the backward's two row-block buffers are each at most this large (and at most half the score stack)
+_BLOCK_BYTES = 4 * 2**20
+
+
+class _AttentionCache:
+    """What :func:`attention_backward` needs, in private read-only arrays (opaque to users)."""
+
+    __slots__ = ("arrays", "blocked", "scale", "causal", "dtype", "batch", "shapes")
+
+    def __init__(self, arrays, blocked, scale, causal, dtype, batch, shapes):
+        for value in arrays.values():
+            value.flags.writeable = False
+        if blocked is not None:
+            blocked.flags.writeable = False
+        self.arrays = arrays
+        self.blocked = blocked
+        self.scale = scale
+        self.causal = causal
+        self.dtype = dtype
+        self.batch = batch
+        self.shapes = shapes
+
+    def __repr__(self):
+        q, k, v = (shape_str(self.shapes[name]) for name in ("Q", "K", "V"))
+        return (
+            f"<matgrad attention cache: Q {q}, K {k}, V {v}, causal={self.causal}, "
+            f"mask={self.blocked is not None and not self.causal}, dtype={self.dtype.name}>"
+        )
+
+
+def _check_scale(scale, e):
+    if scale is None:
+        return 1.0 / math.sqrt(e)
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a real number or None (for 1/sqrt(e)); got {type(scale).__name__}: {scale!r:.80}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite; got {scale!r}")
+    return float(scale)
+
+
+def _blocked_entries(mask, causal, n_q, n_k, score_shape):
+    """The boolean array of entries that may NOT be attended (None: all may), checked row by row.
+
+    Its shape is that of ``mask`` broadcast against ``(n_q, n_k)`` (not the whole stack).
+    Raises ValueError if some query row may attend to no key.
+    """
+    allowed = None
+    if mask is not None:
+        try:
+            arr = np.asarray(mask)
+        except Exception as exc:
+            raise TypeError(f"mask must be a boolean array; could not convert it: {exc}") from None
+        if arr.dtype != np.bool_:
+            raise TypeError(
+                f"mask must be a boolean array (True where a query may attend to a key); got dtype {arr.dtype} "
+                f"of shape {shape_str(arr.shape)} (an additive float mask is not supported)"
+            )
+        try:
+            fits = np.broadcast_shapes(arr.shape, score_shape) == tuple(score_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"mask of shape {shape_str(arr.shape)} does not broadcast to the scores' shape (..., n_q, n_k) = "
+                f"{shape_str(score_shape)}"
+            )
+        allowed = np.broadcast_to(arr, np.broadcast_shapes(arr.shape, (n_q, n_k)))
+    if causal:
+        triangle = np.tri(n_q, n_k, dtype=bool)  # query i may attend to keys j <= i
+        allowed = triangle if allowed is None else allowed & triangle
+    if allowed is None:
+        return None
+    empty = ~allowed.any(axis=-1)
+    if empty.any():
+        index = tuple(int(i) for i in np.argwhere(empty)[0])
+        what = "mask and causal=True together leave" if (mask is not None and causal) else "mask leaves"
+        raise ValueError(
+            f"{what} query row {index[-1]} with no key to attend to (at index {index} of the mask broadcast to "
+            f"{shape_str(allowed.shape)}); softmax over no scores is undefined (PyTorch returns zeros there)"
+        )
+    return ~allowed  # a new array, never a view of the caller's mask
+
+
+def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes=_DEFAULT_MAX_BYTES):
+    """Scaled dot-product attention, ``O = softmax(scale * Q @ K^T) @ V``, with a cache for the backward.
+
+    Parameters
+    ----------
+    Q : array_like, shape (..., n_q, e)
+        Queries, one per row; real numeric.
+    K : array_like, shape (..., n_k, e)
+        Keys, one per row, with the same ``e`` as ``Q``.
+    V : array_like, shape (..., n_k, e_v)
+        Values, one per key. The leading axes ``...`` of ``Q``, ``K`` and ``V``
+        (batches, heads) broadcast against each other.
+    mask : array_like of bool, optional
+        Broadcastable to the scores' shape ``(..., n_q, n_k)``; True where a query
+        may attend to a key (the meaning of a boolean ``attn_mask`` in
+        ``torch.nn.functional.scaled_dot_product_attention``).
+    causal : bool, optional
+        If True, query ``i`` attends only to keys ``j <= i``: the lower triangle
+        of an ``(n_q, n_k)`` array of ones, ``np.tri(n_q, n_k)`` (PyTorch's
+        ``is_causal``). May be combined with ``mask``.
+    scale : float, optional
+        Factor of the scores; default ``1 / sqrt(e)``.
+    max_bytes : int or float, optional
+        Refuse a computation whose score stack ``(..., n_q, n_k)`` would need more
+        than this many bytes (default 1 GiB; ``float("inf")`` removes the limit).
+
+    Returns
+    -------
+    O : ndarray, shape (..., n_q, e_v)
+        The attention output, in the floating dtype NumPy gives ``Q``, ``K`` and
+        ``V`` together (integers become float64; float32 stays float32).
+    cache : object
+        Private, read-only copies of what :func:`attention_backward` needs: ``Q``,
+        ``K``, ``V``, ``O``, the log-sum-exp of every row of scores, and the
+        boolean array of masked entries (if any). No floating ``(n_q, n_k)``
+        array is kept.
+
+    Raises
+    ------
+    TypeError
+        If ``Q``, ``K`` or ``V`` is not a real numeric array, ``mask`` is not
+        boolean, ``causal`` is not a bool, or ``scale`` is not a real number.
+    ValueError
+        If an operand has fewer than two axes; ``Q`` and ``K`` differ in ``e`` or
+        ``K`` and ``V`` in ``n_k`` (the message names both shapes); ``e`` or
+        ``n_k`` is 0; the leading axes do not broadcast; ``mask`` does not
+        broadcast to ``(..., n_q, n_k)``; some query row may attend to no key;
+        ``scale`` is not finite; or the score stack would exceed ``max_bytes``.
+
+    See Also
+    --------
+    attention_backward : the gradients with respect to ``Q``, ``K`` and ``V``.
+
+    Notes
+    -----
+    With :math:`S = s\\,QK^\\top` (masked entries :math:`-\\infty`) and the row
+    maximum :math:`m_i = \\max_j S_{ij}`, the weights are computed as
+    :math:`P_{ij} = e^{S_{ij} - m_i} / \\sum_k e^{S_{ik} - m_i}`, which cannot
+    overflow, and the cache keeps :math:`\\ell_i = m_i + \\log \\sum_k e^{S_{ik} -
+    m_i}`, so that :math:`P_{ij} = e^{S_{ij} - \\ell_i}`. Unlike PyTorch, which
+    returns zeros for a query row with no key to attend, this function refuses
+    such a row.
+
+    Examples
+    --------
+    >>> Q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> K = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> V = np.array([[1.0], [2.0], [3.0]])
+    >>> O, cache = attention_forward(Q, K, V, scale=0.0)   # equal weights: the mean of V
+    >>> O
+    array([[2.],
+           [2.]])
+    >>> O, cache = attention_forward(Q, K, V, causal=True, scale=0.0)  # query i sees keys 0..i
+    >>> O
+    array([[1. ],
+           [1.5]])
+    >>> attention_forward(Q, K.T, V)
+    Traceback (most recent call last):
+    ...
+    ValueError: Q and K must have the same number of features e (last axis): Q of shape (2, 2) has e = 2, K of shape (2, 3) has 3
+    """
+    Q = as_real_array(Q, "Q")
+    K = as_real_array(K, "K")
+    V = as_real_array(V, "V")
+    for arr, name, symbol in ((Q, "Q", "(..., n_q, e)"), (K, "K", "(..., n_k, e)"), (V, "V", "(..., n_k, e_v)")):
+        if arr.ndim < 2:
+            raise ValueError(f"{name} must have at least two axes, shape {symbol}; got {name} of shape {shape_str(arr.shape)}")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(
+            f"Q and K must have the same number of features e (last axis): Q of shape {shape_str(Q.shape)} has "
+            f"e = {Q.shape[-1]}, K of shape {shape_str(K.shape)} has {K.shape[-1]}"
+        )
+    if K.shape[-2] != V.shape[-2]:
+        raise ValueError(
+            f"K and V must have the same number of keys n_k (second-to-last axis): K of shape {shape_str(K.shape)} "
+            f"has n_k = {K.shape[-2]}, V of shape {shape_str(V.shape)} has {V.shape[-2]}"
+        )
+    n_q, e = Q.shape[-2:]
+    n_k, e_v = V.shape[-2:]
+    if e == 0 or n_k == 0:
+        raise ValueError(
+            f"attention needs at least one feature and one key (e >= 1, n_k >= 1); got Q of shape {shape_str(Q.shape)}, "
+            f"K of shape {shape_str(K.shape)}"
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            f"the leading axes of Q, K and V do not broadcast: Q of shape {shape_str(Q.shape)}, K of shape "
+            f"{shape_str(K.shape)}, V of shape {shape_str(V.shape)}"
+        ) from None
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be True or False; got {type(causal).__name__}: {causal!r:.80}")
+    causal = bool(causal)
+    scale = _check_scale(scale, e)
+    max_bytes = _check_max_bytes(max_bytes)
+    dtype = float_dtype(Q, K, V)
+    score_shape = batch + (n_q, n_k)
+    nbytes = math.prod(score_shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise ValueError(
+            f"the scores of Q of shape {shape_str(Q.shape)} against K of shape {shape_str(K.shape)} have shape "
+            f"{shape_str(score_shape)} and would need {format_bytes(nbytes)} ({nbytes:,} bytes of {dtype.name}), "
+            f"more than max_bytes={format_bytes(max_bytes)}; split the batch or raise max_bytes"
+        )
+    blocked = _blocked_entries(mask, causal, n_q, n_k, score_shape)
+
+    # private copies in the working dtype: the caller's arrays are never written, and later changes to them
+    # cannot reach the cache
+    q = np.array(Q, dtype=dtype, copy=True)
+    k = np.array(K, dtype=dtype, copy=True)
+    v = np.array(V, dtype=dtype, copy=True)
+    S = np.matmul(q * dtype.type(scale), np.swapaxes(k, -1, -2))  # the one (..., n_q, n_k) buffer
+    if blocked is not None:
+        np.copyto(S, -np.inf, where=blocked)
+    row_max = S.max(axis=-1, keepdims=True)
+    S -= row_max
+    np.exp(S, out=S)
+    row_sum = S.sum(axis=-1, keepdims=True)
+    S /= row_sum  # now P
+    O = np.matmul(S, v)
+    del S
+    lse = (row_max + np.log(row_sum))[..., 0]
+    cache = _AttentionCache(
+        {"Q": q, "K": k, "V": v, "O": O.copy(), "lse": lse},
+        blocked,
+        scale,
+        causal,
+        dtype,
+        batch,
+        {"Q": Q.shape, "K": K.shape, "V": V.shape},
+    )
+    return O, cache
+
+
+def attention_backward(dO, cache):
+    """Gradients of a scalar loss with respect to ``Q``, ``K`` and ``V`` of :func:`attention_forward`.
+
+    Parameters
+    ----------
+    dO : array_like, shape (..., n_q, e_v)
+        The gradient ``dL/dO`` arriving from above; exactly the shape of ``O``
+        (never broadcast).
+    cache : object
+        The cache returned by :func:`attention_forward`. It is not changed, so a
+        second backward pass from the same cache gives the same gradients.
+
+    Returns
+    -------
+    dQ : ndarray, shape Q.shape
+    dK : ndarray, shape K.shape
+    dV : ndarray, shape V.shape
+        Each summed over the leading axes that broadcasting added to or stretched
+        in its operand; new arrays in the floating dtype NumPy gives the cache's
+        dtype and ``dO`` together (float32 stays float32).
+
+    Raises
+    ------
+    TypeError
+        If ``cache`` did not come from :func:`attention_forward`, or ``dO`` is not
+        a real numeric array.
+    ValueError
+        If ``dO`` does not have the shape of ``O``.
+
+    Notes
+    -----
+    With :math:`P = \\exp(S - \\ell)` recomputed from ``Q``, ``K`` and the cached
+    log-sum-exp :math:`\\ell`, and :math:`D = \\operatorname{rowsum}(dO \\odot O)`:
+
+    .. math::
+
+        dV = P^\\top dO, \\quad dP = dO\\,V^\\top, \\quad dS = P \\odot (dP - D), \\quad
+        dQ = s\\, dS\\,K, \\quad dK = s\\, dS^\\top Q.
+
+    :math:`D` equals :math:`\\operatorname{rowsum}(dP \\odot P)`, the term of the
+    softmax's backward, because :math:`\\sum_j dP_{ij} P_{ij} = \\sum_j \\sum_c
+    dO_{ic} V_{jc} P_{ij} = \\sum_c dO_{ic} O_{ic}`. Masked entries have
+    :math:`P = 0`, hence :math:`dS = 0`. The query rows are processed in blocks;
+    each block needs two floating ``(..., block, n_k)`` buffers (the weights and
+    :math:`dP`, which becomes :math:`dS` in place), together at most one
+    ``(..., n_q, n_k)`` stack. With ``causal=True`` a block of rows ending at row
+    ``r`` uses only the keys ``j < r``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Q, K, V = rng.standard_normal((3, 2)), rng.standard_normal((4, 2)), rng.standard_normal((4, 5))
+    >>> O, cache = attention_forward(Q, K, V)
+    >>> dQ, dK, dV = attention_backward(np.ones_like(O), cache)   # loss = sum of O
+    >>> dQ.shape, dK.shape, dV.shape
+    ((3, 2), (4, 2), (4, 5))
+    >>> np.allclose(dV.sum(axis=0), 3.0)        # each query's weights sum to 1
+    True
+    >>> attention_backward(np.ones((3, 4)), cache)
+    Traceback (most recent call last):
+    ...
+    ValueError: dO must have the shape of O, (3, 5), for Q of shape (3, 2), K of shape (4, 2) and V of shape (4, 5); got dO of shape (3, 4)
+    """
+    if not isinstance(cache, _AttentionCache):
+        raise TypeError(f"attention_backward needs the cache returned by attention_forward; got {type(cache).__name__}")
+    dO = as_real_array(dO, "dO")
+    arrays = cache.arrays
+    q, k, v, O, lse = (arrays[name] for name in ("Q", "K", "V", "O", "lse"))
+    if dO.shape != O.shape:
+        shapes = cache.shapes
+        raise ValueError(
+            f"dO must have the shape of O, {shape_str(O.shape)}, for Q of shape {shape_str(shapes['Q'])}, K of shape "
+            f"{shape_str(shapes['K'])} and V of shape {shape_str(shapes['V'])}; got dO of shape {shape_str(dO.shape)}"
+        )
+    dtype = np.result_type(cache.dtype, float_dtype(dO))
+    g = dO.astype(dtype, copy=False)  # never written
+    q, k, v, O, lse = (a.astype(dtype, copy=False) for a in (q, k, v, O, lse))
+    batch = cache.batch
+    n_q, e = q.shape[-2:]
+    n_k, e_v = v.shape[-2:]
+    scale = dtype.type(cache.scale)
+    blocked = cache.blocked
+    causal = cache.causal
+
+    # D_i = rowsum(dO * O)_i: one number per query row, = rowsum(dP * P)_i
+    D = np.einsum("...i,...i->...", g, O)[..., None]
+    qs = q * scale  # the scaled queries, as in the forward pass (scale folded into one small operand)
+
+    dQ = np.empty(batch + (n_q, e), dtype=dtype)
+    dK = np.zeros(batch + (n_k, e), dtype=dtype)
+    dV = np.zeros(batch + (n_k, e_v), dtype=dtype)
+    # Blocks of query rows: each of the two buffers holds at most half the score stack (and at most
+    # _BLOCK_BYTES when that allows more than one row), so that together they never exceed one stack.
+    per_row = math.prod(batch) * n_k * dtype.itemsize
+    rows = max(1, min(-(-n_q // 2), _BLOCK_BYTES // max(per_row, 1)))
+    buf_p = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
+    buf_d = np.empty_like(buf_p)
+    k_b = np.broadcast_to(k, batch + (n_k, e))
+    v_b = np.broadcast_to(v, batch + (n_k, e_v))
+    q_b = np.broadcast_to(qs, batch + (n_q, e))
+    g_b = np.broadcast_to(g, batch + (n_q, e_v))
+    lse_b = np.broadcast_to(lse, batch + (n_q,))
+    D_b = np.broadcast_to(D, batch + (n_q, 1))
+    for r0 in range(0, n_q, rows):
+        r1 = min(n_q, r0 + rows)
+        keys = min(n_k, r1) if causal else n_k  # causal: rows < r1 attend only to keys < r1
+        shape = batch + (r1 - r0, keys)
+        size = math.prod(shape)
+        P = buf_p[:size].reshape(shape)
+        dS = buf_d[:size].reshape(shape)
+        kt = np.swapaxes(k_b[..., :keys, :], -1, -2)
+        np.matmul(q_b[..., r0:r1, :], kt, out=P)
+        P -= lse_b[..., r0:r1, None]
+        if blocked is not None:
+            np.copyto(P, -np.inf, where=blocked[..., r0:r1, :keys])
+        np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
+        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_b[..., r0:r1, :])
+        np.matmul(g_b[..., r0:r1, :], np.swapaxes(v_b[..., :keys, :], -1, -2), out=dS)  # dP
+        dS -= D_b[..., r0:r1, :]
+        dS *= P  # dS = P * (dP - D), in place
+        np.matmul(dS, k_b[..., :keys, :], out=dQ[..., r0:r1, :])
+        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), q_b[..., r0:r1, :])
+    dQ *= scale
+    # q_b already carries the scale, so dK = dS^T (s Q) is complete
+    return (
+        _unbroadcast(dQ, cache.shapes["Q"]),
+        _unbroadcast(dK, cache.shapes["K"]),
+        _unbroadcast(dV, cache.shapes["V"]),
+    )
