@@ -37,7 +37,7 @@ __all__ = ["attention_backward", "attention_forward"]
 
 _DEFAULT_MAX_BYTES = 2**30
 #: the backward's two row-block buffers are each at most this large (and at most half the score stack)
-_BLOCK_BYTES = 4 * 2**20
+_BLOCK_BYTES = 2 * 2**20
 
 
 class _AttentionCache:
@@ -117,6 +117,28 @@ def _blocked_entries(mask, causal, n_q, n_k, score_shape):
             f"{shape_str(allowed.shape)}); softmax over no scores is undefined (PyTorch returns zeros there)"
         )
     return ~allowed  # a new array, never a view of the caller's mask
+
+
+def _block_rows(batch, n_q, n_k, dtype, *, halve):
+    """Query rows per block: a block's floating (..., rows, n_k) buffer is at most _BLOCK_BYTES (at least one row).
+
+    With ``halve`` (the backward, which needs two such buffers) a block also has at most half the rows.
+    """
+    per_row = math.prod(batch) * n_k * dtype.itemsize
+    limit = -(-n_q // 2) if halve else n_q
+    return max(1, min(limit, _BLOCK_BYTES // max(per_row, 1)))
+
+
+def _blocks(batch, n_q, n_k, rows, causal):
+    """Yield ``(r0, r1, keys, shape)`` for each block of query rows ``r0:r1``.
+
+    ``keys`` is how many leading keys the block can attend to: all ``n_k``, or with ``causal`` only the
+    keys ``j < r1`` (row ``r1 - 1`` attends to keys ``0 .. r1 - 1``). ``shape`` is the block's score shape.
+    """
+    for r0 in range(0, n_q, rows):
+        r1 = min(n_q, r0 + rows)
+        keys = min(n_k, r1) if causal else n_k
+        yield r0, r1, keys, batch + (r1 - r0, keys)
 
 
 def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes=_DEFAULT_MAX_BYTES):
@@ -251,17 +273,26 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
     q = np.array(Q, dtype=dtype, copy=True)
     k = np.array(K, dtype=dtype, copy=True)
     v = np.array(V, dtype=dtype, copy=True)
-    S = np.matmul(q * dtype.type(scale), np.swapaxes(k, -1, -2))  # the one (..., n_q, n_k) buffer
-    if blocked is not None:
-        np.copyto(S, -np.inf, where=blocked)
-    row_max = S.max(axis=-1, keepdims=True)
-    S -= row_max
-    np.exp(S, out=S)
-    row_sum = S.sum(axis=-1, keepdims=True)
-    S /= row_sum  # now P
-    O = np.matmul(S, v)
-    del S
-    lse = (row_max + np.log(row_sum))[..., 0]
+    qs = q * dtype.type(scale)  # the scale folded into the smallest operand
+    kt = np.swapaxes(k, -1, -2)
+    O = np.empty(batch + (n_q, e_v), dtype=dtype)
+    lse = np.empty(batch + (n_q,), dtype=dtype)
+    rows = _block_rows(batch, n_q, n_k, dtype, halve=False)
+    buf = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
+    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
+        S = buf[: math.prod(shape)].reshape(shape)
+        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=S)
+        if blocked is not None:
+            np.copyto(S, -np.inf, where=blocked[..., r0:r1, :keys])
+        row_max = S.max(axis=-1, keepdims=True)
+        S -= row_max
+        np.exp(S, out=S)  # unnormalised weights, at most 1
+        row_sum = S.sum(axis=-1, keepdims=True)
+        out = O[..., r0:r1, :]
+        np.matmul(S, v[..., :keys, :], out=out)
+        out /= row_sum  # normalise the rows of O (n_q * e_v divisions) instead of P (n_q * n_k)
+        lse[..., r0:r1] = (row_max + np.log(row_sum))[..., 0]
+    del buf
     cache = _AttentionCache(
         {"Q": q, "K": k, "V": v, "O": O.copy(), "lse": lse},
         blocked,
@@ -365,39 +396,31 @@ def attention_backward(dO, cache):
     dQ = np.empty(batch + (n_q, e), dtype=dtype)
     dK = np.zeros(batch + (n_k, e), dtype=dtype)
     dV = np.zeros(batch + (n_k, e_v), dtype=dtype)
-    # Blocks of query rows: each of the two buffers holds at most half the score stack (and at most
-    # _BLOCK_BYTES when that allows more than one row), so that together they never exceed one stack.
-    per_row = math.prod(batch) * n_k * dtype.itemsize
-    rows = max(1, min(-(-n_q // 2), _BLOCK_BYTES // max(per_row, 1)))
+    # Blocks of query rows: two buffers (the weights, and dP turned into dS), each at most half the score
+    # stack and at most _BLOCK_BYTES, so that together they never exceed one stack.
+    rows = _block_rows(batch, n_q, n_k, dtype, halve=True)
     buf_p = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
     buf_d = np.empty_like(buf_p)
-    k_b = np.broadcast_to(k, batch + (n_k, e))
-    v_b = np.broadcast_to(v, batch + (n_k, e_v))
-    q_b = np.broadcast_to(qs, batch + (n_q, e))
-    g_b = np.broadcast_to(g, batch + (n_q, e_v))
-    lse_b = np.broadcast_to(lse, batch + (n_q,))
-    D_b = np.broadcast_to(D, batch + (n_q, 1))
-    for r0 in range(0, n_q, rows):
-        r1 = min(n_q, r0 + rows)
-        keys = min(n_k, r1) if causal else n_k  # causal: rows < r1 attend only to keys < r1
-        shape = batch + (r1 - r0, keys)
+    kt = np.swapaxes(k, -1, -2)
+    vt = np.swapaxes(v, -1, -2)
+    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
         size = math.prod(shape)
         P = buf_p[:size].reshape(shape)
         dS = buf_d[:size].reshape(shape)
-        kt = np.swapaxes(k_b[..., :keys, :], -1, -2)
-        np.matmul(q_b[..., r0:r1, :], kt, out=P)
-        P -= lse_b[..., r0:r1, None]
+        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=P)
+        P -= lse[..., r0:r1, None]
         if blocked is not None:
             np.copyto(P, -np.inf, where=blocked[..., r0:r1, :keys])
         np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
-        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_b[..., r0:r1, :])
-        np.matmul(g_b[..., r0:r1, :], np.swapaxes(v_b[..., :keys, :], -1, -2), out=dS)  # dP
-        dS -= D_b[..., r0:r1, :]
+        g_rows = g[..., r0:r1, :]
+        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows)
+        np.matmul(g_rows, vt[..., :keys], out=dS)  # dP
+        dS -= D[..., r0:r1, :]
         dS *= P  # dS = P * (dP - D), in place
-        np.matmul(dS, k_b[..., :keys, :], out=dQ[..., r0:r1, :])
-        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), q_b[..., r0:r1, :])
+        np.matmul(dS, k[..., :keys, :], out=dQ[..., r0:r1, :])
+        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), qs[..., r0:r1, :])
     dQ *= scale
-    # q_b already carries the scale, so dK = dS^T (s Q) is complete
+    # qs carries the scale, so dK = dS^T (s Q) is already complete
     return (
         _unbroadcast(dQ, cache.shapes["Q"]),
         _unbroadcast(dK, cache.shapes["K"]),
