@@ -38,6 +38,7 @@ from .symbolic import (
     trace_matmul_gradients,
     verify_matmul_gradients,
 )
+from .attention import attention_backward, attention_forward
 
 __version__ = "0.1.0"
 
