@@ -108,9 +108,10 @@ def test_causal_is_the_lower_triangle_of_torch_ones(rng):
         tril = torch.ones(n_q, n_k, dtype=torch.bool).tril(diagonal=0).numpy()
         O_c, cache_c = attention_forward(Q, K, V, causal=True)
         O_m, cache_m = attention_forward(Q, K, V, mask=tril)
-        np.testing.assert_array_equal(O_c, O_m)
+        # not bit-equal: causal blocks multiply only the keys their rows can see (other product sizes)
+        np.testing.assert_allclose(O_c, O_m, rtol=1e-13, atol=1e-14)
         for a, b in zip(attention_backward(dO, cache_c), attention_backward(dO, cache_m)):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
 def test_masked_entries_get_no_weight_and_no_gradient(rng):
@@ -475,7 +476,7 @@ def test_backward_peak_memory_is_at_most_one_score_stack(causal, rng):
     _, cache = attention_forward(Q, K, V, causal=causal)
     stack = 2 * n * n * 8
     ours = peak_beyond_outputs(lambda: attention_backward(dO, cache))
-    assert ours <= 1.1 * stack, ours / stack
+    assert ours <= stack, ours / stack
     # test the test: a backward holding P and dP together goes well over one stack
     theirs = peak_beyond_outputs(lambda: storing_backward(dO, Q, K, V))
     assert theirs >= 1.9 * stack, theirs / stack

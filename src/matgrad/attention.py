@@ -119,13 +119,13 @@ def _blocked_entries(mask, causal, n_q, n_k, score_shape):
     return ~allowed  # a new array, never a view of the caller's mask
 
 
-def _block_rows(batch, n_q, n_k, dtype, *, halve):
+def _block_rows(batch, n_q, n_k, dtype, *, quarter):
     """Query rows per block: a block's floating (..., rows, n_k) buffer is at most _BLOCK_BYTES (at least one row).
 
-    With ``halve`` (the backward, which needs two such buffers) a block also has at most half the rows.
+    With ``quarter`` (the backward, which needs two such buffers) a block also has at most a quarter of the rows.
     """
     per_row = math.prod(batch) * n_k * dtype.itemsize
-    limit = -(-n_q // 2) if halve else n_q
+    limit = -(-n_q // 4) if quarter else n_q
     return max(1, min(limit, _BLOCK_BYTES // max(per_row, 1)))
 
 
@@ -270,14 +270,15 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
 
     # private copies in the working dtype: the caller's arrays are never written, and later changes to them
     # cannot reach the cache
-    q = np.array(Q, dtype=dtype, copy=True)
+    q = np.asarray(Q, dtype=dtype)  # not kept: qs below is a new array
     k = np.array(K, dtype=dtype, copy=True)
     v = np.array(V, dtype=dtype, copy=True)
-    qs = q * dtype.type(scale)  # the scale folded into the smallest operand
+    qs = q * dtype.type(scale)  # the scale folded into the smallest operand; the cache keeps qs, not q
+    del q
     kt = np.swapaxes(k, -1, -2)
     O = np.empty(batch + (n_q, e_v), dtype=dtype)
     lse = np.empty(batch + (n_q,), dtype=dtype)
-    rows = _block_rows(batch, n_q, n_k, dtype, halve=False)
+    rows = _block_rows(batch, n_q, n_k, dtype, quarter=False)
     buf = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
     for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
         S = buf[: math.prod(shape)].reshape(shape)
@@ -294,7 +295,7 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
         lse[..., r0:r1] = (row_max + np.log(row_sum))[..., 0]
     del buf
     cache = _AttentionCache(
-        {"Q": q, "K": k, "V": v, "O": O.copy(), "lse": lse},
+        {"Qs": qs, "K": k, "V": v, "O": O.copy(), "lse": lse},
         blocked,
         scale,
         causal,
@@ -372,7 +373,7 @@ def attention_backward(dO, cache):
         raise TypeError(f"attention_backward needs the cache returned by attention_forward; got {type(cache).__name__}")
     dO = as_real_array(dO, "dO")
     arrays = cache.arrays
-    q, k, v, O, lse = (arrays[name] for name in ("Q", "K", "V", "O", "lse"))
+    qs, k, v, O, lse = (arrays[name] for name in ("Qs", "K", "V", "O", "lse"))
     if dO.shape != O.shape:
         shapes = cache.shapes
         raise ValueError(
@@ -381,9 +382,9 @@ def attention_backward(dO, cache):
         )
     dtype = np.result_type(cache.dtype, float_dtype(dO))
     g = dO.astype(dtype, copy=False)  # never written
-    q, k, v, O, lse = (a.astype(dtype, copy=False) for a in (q, k, v, O, lse))
+    qs, k, v, O, lse = (a.astype(dtype, copy=False) for a in (qs, k, v, O, lse))
     batch = cache.batch
-    n_q, e = q.shape[-2:]
+    n_q, e = qs.shape[-2:]
     n_k, e_v = v.shape[-2:]
     scale = dtype.type(cache.scale)
     blocked = cache.blocked
@@ -391,16 +392,17 @@ def attention_backward(dO, cache):
 
     # D_i = rowsum(dO * O)_i: one number per query row, = rowsum(dP * P)_i
     D = np.einsum("...i,...i->...", g, O)[..., None]
-    qs = q * scale  # the scaled queries, as in the forward pass (scale folded into one small operand)
 
     dQ = np.empty(batch + (n_q, e), dtype=dtype)
     dK = np.zeros(batch + (n_k, e), dtype=dtype)
     dV = np.zeros(batch + (n_k, e_v), dtype=dtype)
-    # Blocks of query rows: two buffers (the weights, and dP turned into dS), each at most half the score
-    # stack and at most _BLOCK_BYTES, so that together they never exceed one stack.
-    rows = _block_rows(batch, n_q, n_k, dtype, halve=True)
+    # Blocks of query rows: two buffers (the weights, and dP turned into dS), each at most a quarter of the
+    # score stack and at most _BLOCK_BYTES, so that together they stay within half a stack, leaving room for
+    # the (n_k, e)-sized scratch of the dK and dV products.
+    rows = _block_rows(batch, n_q, n_k, dtype, quarter=True)
     buf_p = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
     buf_d = np.empty_like(buf_p)
+    scratch = np.empty(math.prod(batch) * n_k * max(e, e_v), dtype=dtype)
     kt = np.swapaxes(k, -1, -2)
     vt = np.swapaxes(v, -1, -2)
     for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
@@ -413,12 +415,14 @@ def attention_backward(dO, cache):
             np.copyto(P, -np.inf, where=blocked[..., r0:r1, :keys])
         np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
         g_rows = g[..., r0:r1, :]
-        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows)
+        part = scratch[: math.prod(batch) * keys * e_v].reshape(batch + (keys, e_v))
+        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows, out=part)
         np.matmul(g_rows, vt[..., :keys], out=dS)  # dP
         dS -= D[..., r0:r1, :]
         dS *= P  # dS = P * (dP - D), in place
         np.matmul(dS, k[..., :keys, :], out=dQ[..., r0:r1, :])
-        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), qs[..., r0:r1, :])
+        part = scratch[: math.prod(batch) * keys * e].reshape(batch + (keys, e))
+        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), qs[..., r0:r1, :], out=part)
     dQ *= scale
     # qs carries the scale, so dK = dS^T (s Q) is already complete
     return (
