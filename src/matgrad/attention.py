@@ -18,8 +18,9 @@ inputs, ``O`` and one number per query row, the log-sum-exp of the scores
 :math:`P = \\exp(S - \\ell)` and uses the identity
 :math:`\\operatorname{rowsum}(dP \\odot P) = \\operatorname{rowsum}(dO \\odot O)`, so that
 :math:`dS = P \\odot (dP - \\operatorname{rowsum}(dO \\odot O))` needs neither ``P`` nor
-``dP`` stored. It works through the query rows in blocks, so that its two floating
-``(block, n_k)`` buffers together never exceed one ``(n_q, n_k)`` stack.
+``dP`` stored. Both passes work through the query rows in blocks; the backward's
+two floating ``(block, n_k)`` buffers together stay within half an ``(n_q, n_k)``
+stack.
 """
 
 from __future__ import annotations
@@ -173,10 +174,10 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
         The attention output, in the floating dtype NumPy gives ``Q``, ``K`` and
         ``V`` together (integers become float64; float32 stays float32).
     cache : object
-        Private, read-only copies of what :func:`attention_backward` needs: ``Q``,
-        ``K``, ``V``, ``O``, the log-sum-exp of every row of scores, and the
-        boolean array of masked entries (if any). No floating ``(n_q, n_k)``
-        array is kept.
+        Private, read-only copies of what :func:`attention_backward` needs:
+        ``scale * Q``, ``K``, ``V``, ``O``, the log-sum-exp of every row of
+        scores, and the boolean array of masked entries (the mask combined with
+        the causal triangle), if any. No floating ``(n_q, n_k)`` array is kept.
 
     Raises
     ------
@@ -350,8 +351,9 @@ def attention_backward(dO, cache):
     dO_{ic} V_{jc} P_{ij} = \\sum_c dO_{ic} O_{ic}`. Masked entries have
     :math:`P = 0`, hence :math:`dS = 0`. The query rows are processed in blocks;
     each block needs two floating ``(..., block, n_k)`` buffers (the weights and
-    :math:`dP`, which becomes :math:`dS` in place), together at most one
-    ``(..., n_q, n_k)`` stack. With ``causal=True`` a block of rows ending at row
+    :math:`dP`, which becomes :math:`dS` in place), each at most a quarter of the
+    ``(..., n_q, n_k)`` stack, so that the backward's peak memory beyond its
+    inputs and outputs stays below one such stack. With ``causal=True`` a block of rows ending at row
     ``r`` uses only the keys ``j < r``.
 
     Examples
