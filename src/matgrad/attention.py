@@ -38,7 +38,7 @@ __all__ = ["attention_backward", "attention_forward"]
 
 _DEFAULT_MAX_BYTES = 2**30
 #: the backward's two row-block buffers are each at most this large (and at most half the score stack)
-_BLOCK_BYTES = 2 * 2**20
+_BLOCK_BYTES = 8 * 2**20
 
 
 class _AttentionCache:
