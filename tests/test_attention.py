@@ -175,6 +175,20 @@ def test_pytorch_returns_zeros_where_matgrad_refuses(rng):
         attention_forward(Q, K, V, mask=mask)
 
 
+def test_pytorch_refuses_a_mask_with_is_causal_where_matgrad_combines_them(rng):
+    """The other difference the docstring states, and what matgrad does instead (mask AND triangle)."""
+    Q, K, V, dO = problem(rng, (4, 3), (4, 3), (4, 2))
+    mask = np.ones((4, 4), dtype=bool)
+    mask[3, 0] = False
+    tensors = [torch.from_numpy(x) for x in (Q, K, V)]
+    with pytest.raises(RuntimeError, match="attn_mask"):
+        F.scaled_dot_product_attention(*tensors, attn_mask=torch.from_numpy(mask), is_causal=True)
+    O, _ = attention_forward(Q, K, V, mask=mask, causal=True)
+    O_ref, _ = attention_forward(Q, K, V, mask=mask & np.tri(4, 4, dtype=bool))
+    np.testing.assert_allclose(O, O_ref, rtol=1e-14, atol=1e-15)
+    assert not np.allclose(O, attention_forward(Q, K, V, causal=True)[0])  # the mask did change row 3
+
+
 # ---------------------------------------------------------------- finite differences
 
 

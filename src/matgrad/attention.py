@@ -201,9 +201,11 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
     maximum :math:`m_i = \\max_j S_{ij}`, the weights are computed as
     :math:`P_{ij} = e^{S_{ij} - m_i} / \\sum_k e^{S_{ik} - m_i}`, which cannot
     overflow, and the cache keeps :math:`\\ell_i = m_i + \\log \\sum_k e^{S_{ik} -
-    m_i}`, so that :math:`P_{ij} = e^{S_{ij} - \\ell_i}`. Unlike PyTorch, which
-    returns zeros for a query row with no key to attend, this function refuses
-    such a row.
+    m_i}`, so that :math:`P_{ij} = e^{S_{ij} - \\ell_i}`. Two differences from
+    PyTorch 2.13 on CPU: for a query row with no key to attend it returns zeros
+    (and zero gradients), where this function refuses the row; and it refuses an
+    ``attn_mask`` together with ``is_causal=True``, where this function attends
+    where both allow.
 
     Examples
     --------
