@@ -52,6 +52,7 @@ _SYMBOLIC = (
     "trace_matmul_gradients",
     "verify_matmul_gradients",
 )
+from .attention import attention_backward, attention_forward
 
 __version__ = "0.1.0"
 

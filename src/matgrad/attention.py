@@ -1,0 +1,436 @@
+"""Scaled dot-product attention and its backward pass, without storing the weights.
+
+For queries ``Q`` (n_q, e), keys ``K`` (n_k, e) and values ``V`` (n_k, e_v), in the
+rows-are-examples convention (one query, key or value per row):
+
+.. math::
+
+    S = s\\, Q K^\\top, \\qquad P = \\operatorname{softmax}_{\\text{rows}}(S), \\qquad O = P V,
+
+with the scale :math:`s = 1/\\sqrt{e}` unless given, and masked scores set to
+:math:`-\\infty` before the softmax (their weights are exactly 0). Leading axes of
+``Q``, ``K`` and ``V`` (batches, heads) broadcast against each other.
+
+The weights ``P`` are one ``(n_q, n_k)`` array per matrix of the stack, the largest
+object of the computation. The forward pass does not keep them: its cache holds the
+inputs, ``O`` and one number per query row, the log-sum-exp of the scores
+:math:`\\ell_i = \\log \\sum_j e^{S_{ij}}`. The backward pass recomputes
+:math:`P = \\exp(S - \\ell)` and uses the identity
+:math:`\\operatorname{rowsum}(dP \\odot P) = \\operatorname{rowsum}(dO \\odot O)`, so that
+:math:`dS = P \\odot (dP - \\operatorname{rowsum}(dO \\odot O))` needs neither ``P`` nor
+``dP`` stored. Both passes work through the query rows in blocks; the backward's
+two floating ``(block, n_k)`` buffers together stay within half an ``(n_q, n_k)``
+stack.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._validate import as_real_array, float_dtype, format_bytes, shape_str
+from .jacobian import _check_max_bytes
+from .matmul import _unbroadcast
+
+__all__ = ["attention_backward", "attention_forward"]
+
+_DEFAULT_MAX_BYTES = 2**30
+#: the backward's two row-block buffers are each at most this large (and at most half the score stack)
+_BLOCK_BYTES = 8 * 2**20
+
+
+class _AttentionCache:
+    """What :func:`attention_backward` needs, in private read-only arrays (opaque to users)."""
+
+    __slots__ = ("arrays", "blocked", "scale", "causal", "dtype", "batch", "shapes")
+
+    def __init__(self, arrays, blocked, scale, causal, dtype, batch, shapes):
+        for value in arrays.values():
+            value.flags.writeable = False
+        if blocked is not None:
+            blocked.flags.writeable = False
+        self.arrays = arrays
+        self.blocked = blocked
+        self.scale = scale
+        self.causal = causal
+        self.dtype = dtype
+        self.batch = batch
+        self.shapes = shapes
+
+    def __repr__(self):
+        q, k, v = (shape_str(self.shapes[name]) for name in ("Q", "K", "V"))
+        return (
+            f"<matgrad attention cache: Q {q}, K {k}, V {v}, causal={self.causal}, "
+            f"mask={self.blocked is not None and not self.causal}, dtype={self.dtype.name}>"
+        )
+
+
+def _check_scale(scale, e):
+    if scale is None:
+        return 1.0 / math.sqrt(e)
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a real number or None (for 1/sqrt(e)); got {type(scale).__name__}: {scale!r:.80}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite; got {scale!r}")
+    return float(scale)
+
+
+def _blocked_entries(mask, causal, n_q, n_k, score_shape):
+    """The boolean array of entries that may NOT be attended (None: all may), checked row by row.
+
+    Its shape is that of ``mask`` broadcast against ``(n_q, n_k)`` (not the whole stack).
+    Raises ValueError if some query row may attend to no key.
+    """
+    allowed = None
+    if mask is not None:
+        try:
+            arr = np.asarray(mask)
+        except Exception as exc:
+            raise TypeError(f"mask must be a boolean array; could not convert it: {exc}") from None
+        if arr.dtype != np.bool_:
+            raise TypeError(
+                f"mask must be a boolean array (True where a query may attend to a key); got dtype {arr.dtype} "
+                f"of shape {shape_str(arr.shape)} (an additive float mask is not supported)"
+            )
+        try:
+            fits = np.broadcast_shapes(arr.shape, score_shape) == tuple(score_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"mask of shape {shape_str(arr.shape)} does not broadcast to the scores' shape (..., n_q, n_k) = "
+                f"{shape_str(score_shape)}"
+            )
+        allowed = np.broadcast_to(arr, np.broadcast_shapes(arr.shape, (n_q, n_k)))
+    if causal:
+        triangle = np.tri(n_q, n_k, dtype=bool)  # query i may attend to keys j <= i
+        allowed = triangle if allowed is None else allowed & triangle
+    if allowed is None:
+        return None
+    empty = ~allowed.any(axis=-1)
+    if empty.any():
+        index = tuple(int(i) for i in np.argwhere(empty)[0])
+        what = "mask and causal=True together leave" if (mask is not None and causal) else "mask leaves"
+        raise ValueError(
+            f"{what} query row {index[-1]} with no key to attend to (at index {index} of the mask broadcast to "
+            f"{shape_str(allowed.shape)}); softmax over no scores is undefined (PyTorch returns zeros there)"
+        )
+    return ~allowed  # a new array, never a view of the caller's mask
+
+
+def _block_rows(batch, n_q, n_k, dtype, *, quarter):
+    """Query rows per block: a block's floating (..., rows, n_k) buffer is at most _BLOCK_BYTES (at least one row).
+
+    With ``quarter`` (the backward, which needs two such buffers) a block also has at most a quarter of the rows.
+    """
+    per_row = math.prod(batch) * n_k * dtype.itemsize
+    limit = -(-n_q // 4) if quarter else n_q
+    return max(1, min(limit, _BLOCK_BYTES // max(per_row, 1)))
+
+
+def _blocks(batch, n_q, n_k, rows, causal):
+    """Yield ``(r0, r1, keys, shape)`` for each block of query rows ``r0:r1``.
+
+    ``keys`` is how many leading keys the block can attend to: all ``n_k``, or with ``causal`` only the
+    keys ``j < r1`` (row ``r1 - 1`` attends to keys ``0 .. r1 - 1``). ``shape`` is the block's score shape.
+    """
+    for r0 in range(0, n_q, rows):
+        r1 = min(n_q, r0 + rows)
+        keys = min(n_k, r1) if causal else n_k
+        yield r0, r1, keys, batch + (r1 - r0, keys)
+
+
+def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes=_DEFAULT_MAX_BYTES):
+    """Scaled dot-product attention, ``O = softmax(scale * Q @ K^T) @ V``, with a cache for the backward.
+
+    Parameters
+    ----------
+    Q : array_like, shape (..., n_q, e)
+        Queries, one per row; real numeric.
+    K : array_like, shape (..., n_k, e)
+        Keys, one per row, with the same ``e`` as ``Q``.
+    V : array_like, shape (..., n_k, e_v)
+        Values, one per key. The leading axes ``...`` of ``Q``, ``K`` and ``V``
+        (batches, heads) broadcast against each other.
+    mask : array_like of bool, optional
+        Broadcastable to the scores' shape ``(..., n_q, n_k)``; True where a query
+        may attend to a key (the meaning of a boolean ``attn_mask`` in
+        ``torch.nn.functional.scaled_dot_product_attention``).
+    causal : bool, optional
+        If True, query ``i`` attends only to keys ``j <= i``: the lower triangle
+        of an ``(n_q, n_k)`` array of ones, ``np.tri(n_q, n_k)`` (PyTorch's
+        ``is_causal``). May be combined with ``mask``.
+    scale : float, optional
+        Factor of the scores; default ``1 / sqrt(e)``.
+    max_bytes : int or float, optional
+        Refuse a computation whose score stack ``(..., n_q, n_k)`` would need more
+        than this many bytes (default 1 GiB; ``float("inf")`` removes the limit).
+
+    Returns
+    -------
+    O : ndarray, shape (..., n_q, e_v)
+        The attention output, in the floating dtype NumPy gives ``Q``, ``K`` and
+        ``V`` together (integers become float64; float32 stays float32).
+    cache : object
+        Private, read-only copies of what :func:`attention_backward` needs:
+        ``scale * Q``, ``K``, ``V``, ``O``, the log-sum-exp of every row of
+        scores, and the boolean array of masked entries (the mask combined with
+        the causal triangle), if any. No floating ``(n_q, n_k)`` array is kept.
+
+    Raises
+    ------
+    TypeError
+        If ``Q``, ``K`` or ``V`` is not a real numeric array, ``mask`` is not
+        boolean, ``causal`` is not a bool, or ``scale`` is not a real number.
+    ValueError
+        If an operand has fewer than two axes; ``Q`` and ``K`` differ in ``e`` or
+        ``K`` and ``V`` in ``n_k`` (the message names both shapes); ``e`` or
+        ``n_k`` is 0; the leading axes do not broadcast; ``mask`` does not
+        broadcast to ``(..., n_q, n_k)``; some query row may attend to no key;
+        ``scale`` is not finite; or the score stack would exceed ``max_bytes``.
+
+    See Also
+    --------
+    attention_backward : the gradients with respect to ``Q``, ``K`` and ``V``.
+
+    Notes
+    -----
+    With :math:`S = s\\,QK^\\top` (masked entries :math:`-\\infty`) and the row
+    maximum :math:`m_i = \\max_j S_{ij}`, the weights are computed as
+    :math:`P_{ij} = e^{S_{ij} - m_i} / \\sum_k e^{S_{ik} - m_i}`, which cannot
+    overflow, and the cache keeps :math:`\\ell_i = m_i + \\log \\sum_k e^{S_{ik} -
+    m_i}`, so that :math:`P_{ij} = e^{S_{ij} - \\ell_i}`. Two differences from
+    PyTorch 2.13 on CPU: for a query row with no key to attend it returns zeros
+    (and zero gradients), where this function refuses the row; and it refuses an
+    ``attn_mask`` together with ``is_causal=True``, where this function attends
+    where both allow.
+
+    Examples
+    --------
+    >>> Q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> K = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> V = np.array([[1.0], [2.0], [3.0]])
+    >>> O, cache = attention_forward(Q, K, V, scale=0.0)   # equal weights: the mean of V
+    >>> O
+    array([[2.],
+           [2.]])
+    >>> O, cache = attention_forward(Q, K, V, causal=True, scale=0.0)  # query i sees keys 0..i
+    >>> O
+    array([[1. ],
+           [1.5]])
+    >>> attention_forward(Q, K.T, V)
+    Traceback (most recent call last):
+    ...
+    ValueError: Q and K must have the same number of features e (last axis): Q of shape (2, 2) has e = 2, K of shape (2, 3) has 3
+    """
+    Q = as_real_array(Q, "Q")
+    K = as_real_array(K, "K")
+    V = as_real_array(V, "V")
+    for arr, name, symbol in ((Q, "Q", "(..., n_q, e)"), (K, "K", "(..., n_k, e)"), (V, "V", "(..., n_k, e_v)")):
+        if arr.ndim < 2:
+            raise ValueError(f"{name} must have at least two axes, shape {symbol}; got {name} of shape {shape_str(arr.shape)}")
+    if Q.shape[-1] != K.shape[-1]:
+        raise ValueError(
+            f"Q and K must have the same number of features e (last axis): Q of shape {shape_str(Q.shape)} has "
+            f"e = {Q.shape[-1]}, K of shape {shape_str(K.shape)} has {K.shape[-1]}"
+        )
+    if K.shape[-2] != V.shape[-2]:
+        raise ValueError(
+            f"K and V must have the same number of keys n_k (second-to-last axis): K of shape {shape_str(K.shape)} "
+            f"has n_k = {K.shape[-2]}, V of shape {shape_str(V.shape)} has {V.shape[-2]}"
+        )
+    n_q, e = Q.shape[-2:]
+    n_k, e_v = V.shape[-2:]
+    if e == 0 or n_k == 0:
+        raise ValueError(
+            f"attention needs at least one feature and one key (e >= 1, n_k >= 1); got Q of shape {shape_str(Q.shape)}, "
+            f"K of shape {shape_str(K.shape)}"
+        )
+    try:
+        batch = tuple(np.broadcast_shapes(Q.shape[:-2], K.shape[:-2], V.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            f"the leading axes of Q, K and V do not broadcast: Q of shape {shape_str(Q.shape)}, K of shape "
+            f"{shape_str(K.shape)}, V of shape {shape_str(V.shape)}"
+        ) from None
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"causal must be True or False; got {type(causal).__name__}: {causal!r:.80}")
+    causal = bool(causal)
+    scale = _check_scale(scale, e)
+    max_bytes = _check_max_bytes(max_bytes)
+    dtype = float_dtype(Q, K, V)
+    score_shape = batch + (n_q, n_k)
+    nbytes = math.prod(score_shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise ValueError(
+            f"the scores of Q of shape {shape_str(Q.shape)} against K of shape {shape_str(K.shape)} have shape "
+            f"{shape_str(score_shape)} and would need {format_bytes(nbytes)} ({nbytes:,} bytes of {dtype.name}), "
+            f"more than max_bytes={format_bytes(max_bytes)}; split the batch or raise max_bytes"
+        )
+    blocked = _blocked_entries(mask, causal, n_q, n_k, score_shape)
+
+    # private copies in the working dtype: the caller's arrays are never written, and later changes to them
+    # cannot reach the cache
+    q = np.asarray(Q, dtype=dtype)  # not kept: qs below is a new array
+    k = np.array(K, dtype=dtype, copy=True)
+    v = np.array(V, dtype=dtype, copy=True)
+    qs = q * dtype.type(scale)  # the scale folded into the smallest operand; the cache keeps qs, not q
+    del q
+    kt = np.swapaxes(k, -1, -2)
+    O = np.empty(batch + (n_q, e_v), dtype=dtype)
+    lse = np.empty(batch + (n_q,), dtype=dtype)
+    rows = _block_rows(batch, n_q, n_k, dtype, quarter=False)
+    buf = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
+    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
+        S = buf[: math.prod(shape)].reshape(shape)
+        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=S)
+        if blocked is not None:
+            np.copyto(S, -np.inf, where=blocked[..., r0:r1, :keys])
+        row_max = S.max(axis=-1, keepdims=True)
+        S -= row_max
+        np.exp(S, out=S)  # unnormalised weights, at most 1
+        row_sum = S.sum(axis=-1, keepdims=True)
+        out = O[..., r0:r1, :]
+        np.matmul(S, v[..., :keys, :], out=out)
+        out /= row_sum  # normalise the rows of O (n_q * e_v divisions) instead of P (n_q * n_k)
+        lse[..., r0:r1] = (row_max + np.log(row_sum))[..., 0]
+    del buf
+    cache = _AttentionCache(
+        {"Qs": qs, "K": k, "V": v, "O": O.copy(), "lse": lse},
+        blocked,
+        scale,
+        causal,
+        dtype,
+        batch,
+        {"Q": Q.shape, "K": K.shape, "V": V.shape},
+    )
+    return O, cache
+
+
+def attention_backward(dO, cache):
+    """Gradients of a scalar loss with respect to ``Q``, ``K`` and ``V`` of :func:`attention_forward`.
+
+    Parameters
+    ----------
+    dO : array_like, shape (..., n_q, e_v)
+        The gradient ``dL/dO`` arriving from above; exactly the shape of ``O``
+        (never broadcast).
+    cache : object
+        The cache returned by :func:`attention_forward`. It is not changed, so a
+        second backward pass from the same cache gives the same gradients.
+
+    Returns
+    -------
+    dQ : ndarray, shape Q.shape
+    dK : ndarray, shape K.shape
+    dV : ndarray, shape V.shape
+        Each summed over the leading axes that broadcasting added to or stretched
+        in its operand; new arrays in the floating dtype NumPy gives the cache's
+        dtype and ``dO`` together (float32 stays float32).
+
+    Raises
+    ------
+    TypeError
+        If ``cache`` did not come from :func:`attention_forward`, or ``dO`` is not
+        a real numeric array.
+    ValueError
+        If ``dO`` does not have the shape of ``O``.
+
+    Notes
+    -----
+    With :math:`P = \\exp(S - \\ell)` recomputed from ``Q``, ``K`` and the cached
+    log-sum-exp :math:`\\ell`, and :math:`D = \\operatorname{rowsum}(dO \\odot O)`:
+
+    .. math::
+
+        dV = P^\\top dO, \\quad dP = dO\\,V^\\top, \\quad dS = P \\odot (dP - D), \\quad
+        dQ = s\\, dS\\,K, \\quad dK = s\\, dS^\\top Q.
+
+    :math:`D` equals :math:`\\operatorname{rowsum}(dP \\odot P)`, the term of the
+    softmax's backward, because :math:`\\sum_j dP_{ij} P_{ij} = \\sum_j \\sum_c
+    dO_{ic} V_{jc} P_{ij} = \\sum_c dO_{ic} O_{ic}`. Masked entries have
+    :math:`P = 0`, hence :math:`dS = 0`. The query rows are processed in blocks;
+    each block needs two floating ``(..., block, n_k)`` buffers (the weights and
+    :math:`dP`, which becomes :math:`dS` in place), each at most a quarter of the
+    ``(..., n_q, n_k)`` stack, so that the backward's peak memory beyond its
+    inputs and outputs stays below one such stack. With ``causal=True`` a block of rows ending at row
+    ``r`` uses only the keys ``j < r``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Q, K, V = rng.standard_normal((3, 2)), rng.standard_normal((4, 2)), rng.standard_normal((4, 5))
+    >>> O, cache = attention_forward(Q, K, V)
+    >>> dQ, dK, dV = attention_backward(np.ones_like(O), cache)   # loss = sum of O
+    >>> dQ.shape, dK.shape, dV.shape
+    ((3, 2), (4, 2), (4, 5))
+    >>> np.allclose(dV.sum(axis=0), 3.0)        # each query's weights sum to 1
+    True
+    >>> attention_backward(np.ones((3, 4)), cache)
+    Traceback (most recent call last):
+    ...
+    ValueError: dO must have the shape of O, (3, 5), for Q of shape (3, 2), K of shape (4, 2) and V of shape (4, 5); got dO of shape (3, 4)
+    """
+    if not isinstance(cache, _AttentionCache):
+        raise TypeError(f"attention_backward needs the cache returned by attention_forward; got {type(cache).__name__}")
+    dO = as_real_array(dO, "dO")
+    arrays = cache.arrays
+    qs, k, v, O, lse = (arrays[name] for name in ("Qs", "K", "V", "O", "lse"))
+    if dO.shape != O.shape:
+        shapes = cache.shapes
+        raise ValueError(
+            f"dO must have the shape of O, {shape_str(O.shape)}, for Q of shape {shape_str(shapes['Q'])}, K of shape "
+            f"{shape_str(shapes['K'])} and V of shape {shape_str(shapes['V'])}; got dO of shape {shape_str(dO.shape)}"
+        )
+    dtype = np.result_type(cache.dtype, float_dtype(dO))
+    g = dO.astype(dtype, copy=False)  # never written
+    qs, k, v, O, lse = (a.astype(dtype, copy=False) for a in (qs, k, v, O, lse))
+    batch = cache.batch
+    n_q, e = qs.shape[-2:]
+    n_k, e_v = v.shape[-2:]
+    scale = dtype.type(cache.scale)
+    blocked = cache.blocked
+    causal = cache.causal
+
+    # D_i = rowsum(dO * O)_i: one number per query row, = rowsum(dP * P)_i
+    D = np.einsum("...i,...i->...", g, O)[..., None]
+
+    dQ = np.empty(batch + (n_q, e), dtype=dtype)
+    dK = np.zeros(batch + (n_k, e), dtype=dtype)
+    dV = np.zeros(batch + (n_k, e_v), dtype=dtype)
+    # Blocks of query rows: two buffers (the weights, and dP turned into dS), each at most a quarter of the
+    # score stack and at most _BLOCK_BYTES, so that together they stay within half a stack, leaving room for
+    # the (n_k, e)-sized scratch of the dK and dV products.
+    rows = _block_rows(batch, n_q, n_k, dtype, quarter=True)
+    buf_p = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
+    buf_d = np.empty_like(buf_p)
+    scratch = np.empty(math.prod(batch) * n_k * max(e, e_v), dtype=dtype)
+    kt = np.swapaxes(k, -1, -2)
+    vt = np.swapaxes(v, -1, -2)
+    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
+        size = math.prod(shape)
+        P = buf_p[:size].reshape(shape)
+        dS = buf_d[:size].reshape(shape)
+        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=P)
+        P -= lse[..., r0:r1, None]
+        if blocked is not None:
+            np.copyto(P, -np.inf, where=blocked[..., r0:r1, :keys])
+        np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
+        g_rows = g[..., r0:r1, :]
+        part = scratch[: math.prod(batch) * keys * e_v].reshape(batch + (keys, e_v))
+        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows, out=part)
+        np.matmul(g_rows, vt[..., :keys], out=dS)  # dP
+        dS -= D[..., r0:r1, :]
+        dS *= P  # dS = P * (dP - D), in place
+        np.matmul(dS, k[..., :keys, :], out=dQ[..., r0:r1, :])
+        part = scratch[: math.prod(batch) * keys * e].reshape(batch + (keys, e))
+        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), qs[..., r0:r1, :], out=part)
+    dQ *= scale
+    # qs carries the scale, so dK = dS^T (s Q) is already complete
+    return (
+        _unbroadcast(dQ, cache.shapes["Q"]),
+        _unbroadcast(dK, cache.shapes["K"]),
+        _unbroadcast(dV, cache.shapes["V"]),
+    )
