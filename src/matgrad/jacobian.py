@@ -78,13 +78,17 @@ def jacobian_nbytes(out_shape, in_shape, dtype=np.float32) -> int:
     Notes
     -----
     The Jacobian has shape ``out_shape + in_shape``, so its size is the product of
-    both sizes. For ``Y = X @ W`` with ``X`` of shape (1024, 64) it is
-    :math:`(1024 \\cdot 64)^2 \\cdot 4` bytes, 16 GiB.
+    both sizes. For ``Y = X @ W`` with ``X`` of shape (1024, 64) and ``W`` of shape
+    (64, 64), ``Y`` has shape (1024, 64) too, so the Jacobian of ``Y`` with respect
+    to ``X`` has :math:`(1024 \\cdot 64)^2 = 2^{32}` entries: :math:`2^{34}` bytes,
+    16 GiB, in float32 (the first example below).
 
     Examples
     --------
     >>> jacobian_nbytes((1024, 64), (1024, 64))
     17179869184
+    >>> jacobian_nbytes((1024, 64), (1024, 64)) == 2**34
+    True
     >>> jacobian_nbytes((2, 3), (2, 5), dtype=np.float64)
     480
     """
