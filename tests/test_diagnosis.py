@@ -101,3 +101,31 @@ def test_diagnose_gradient_checks_its_arguments():
         diagnose_gradient(np.ones(2), np.ones(3))
     with pytest.raises(TypeError, match="real numeric"):
         diagnose_gradient(np.array(["a"]), np.ones(1))
+
+
+@pytest.mark.parametrize("n", [1024, 4096])
+def test_float32_mean_for_a_sum_is_named_after_the_batch_size(n):
+    # a float32 mean cross-entropy: its finite differences give the scale of db only to
+    # ~1e-4, so 1/c is not within 0.02 of n; n is an axis length of X, the one size that close
+    rng = np.random.default_rng(0)
+    m, C = 8, 5
+    X, W, b = (rng.standard_normal(s).astype(np.float32) for s in [(n, m), (m, C), (C,)])
+    Y = np.eye(C, dtype=np.float32)[rng.integers(0, C, size=n)]
+
+    def probabilities(X, W, b):
+        Z = X @ W + b
+        P = np.exp(Z - Z.max(axis=1, keepdims=True))
+        return P / P.sum(axis=1, keepdims=True)
+
+    loss = lambda X, W, b: -np.sum(Y * np.log(probabilities(X, W, b))) / np.float32(n)
+    dZ = (probabilities(X, W, b) - Y) / np.float32(n)
+    report = check_gradients(loss, {"X": X, "W": W, "b": b}, {"X": dZ @ W.T, "W": X.T @ dZ, "b": dZ.mean(axis=0)})
+    assert report.failed == ("b",)
+    assert report["b"].diagnosis.endswith(f"= 1/{n} times the true gradient"), report["b"].diagnosis
+
+def test_sizes_name_a_scale_only_when_one_fits():
+    true = np.arange(1.0, 7.0).reshape(2, 3)
+    noisy = true / 4000 * (1 + 1e-4 * np.array([[1, -2, 1], [3, -1, 0]]))
+    assert "= 1/4000" in diagnose_gradient(noisy, true, sizes=(4000, 3))
+    assert "= 1/" not in diagnose_gradient(noisy, true, sizes=(4096, 3))   # no size near it
+    assert "= 1/" not in diagnose_gradient(noisy, true, sizes=(4000, 4001))  # two sizes fit

@@ -2,9 +2,9 @@
 
 :func:`check_gradients` takes the inputs of a scalar function ``f`` (a dict or a
 tuple of arrays) and the gradients a backward pass claims for them, and compares each
-with central differences of ``f``. The step and the tolerances are chosen per input
-from its dtype and from a measurement of the finite-difference error of ``f`` at that
-point: the same differences taken again with twice the step on a few entries (or
+with central differences of ``f``. The step is chosen per input from its dtype and
+size alone, and the absolute tolerance from a measurement of the finite-difference error
+of ``f`` at that point: the same differences taken again with twice the step on a few entries (or
 directions). Rounding makes that error grow like :math:`u |f| / \\varepsilon`, not like
 the gradient, so a fixed tolerance fails correct float32 gradients of realistic losses
 or lets wrong float64 ones through; a measured one does neither.
@@ -12,7 +12,8 @@ or lets wrong float64 ones through; a measured one does neither.
 Large inputs (more than 4,096 entries) are checked along random directions first; when
 a direction fails, a seeded sample of entries is checked one by one, so that the report
 can name entries. A failing input whose every entry was differenced is compared with
-the patterns of :mod:`matgrad.diagnosis` (transposed, scaled, sign, zero, swapped).
+the patterns of :mod:`matgrad.diagnosis` (transposed, scaled, sign, zero, swapped); a
+sampled one only with those a sample can show (scaled, sign, zero).
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ def _default_eps(work) -> float:
 
 
 def _floor_atol(point, f0, h, numerical) -> float:
-    """The smallest atol the rounding of ``f`` allows: ``u |f| / h``, and a hair of the largest value."""
+    """The smallest atol the rounding of ``f`` allows: ``2 e |f| / h`` (``e`` the dtype's eps), and a hair of the largest value."""
     u = float(np.finfo(point.out_dtype).eps)
     biggest = float(np.max(np.abs(numerical))) if np.size(numerical) else 0.0
     return 2.0 * u * abs(f0) / h + 1e-6 * biggest
@@ -367,7 +368,7 @@ def _check_one(point, i, claimed, s, rng, f0):
     return info
 
 
-def _result(key, claimed, info, others_true):
+def _result(key, claimed, info, others_true, sizes=()):
     """The :class:`GradientCheckResult` of one input, with its diagnosis."""
     rtol, atol = info["rtol"], info["atol"]
     if "entries" in info:
@@ -392,11 +393,11 @@ def _result(key, claimed, info, others_true):
             noise = info["atol"] * math.sqrt(info["numerical"].size) / t_norm if t_norm > 0 else 1.0
             tol = min(0.2, max(1e-3, 3.0 * noise))
         if full is not None:
-            diagnosis = diagnose_gradient(claimed, full, others=others_true, tol=tol)
+            diagnosis = diagnose_gradient(claimed, full, others=others_true, tol=tol, sizes=sizes)
         elif "entries" in info:  # a sample: only the patterns that survive sampling
             sample_true = info["numerical"]
             sample_claim = claimed.reshape(-1)[info["entries"]]
-            diagnosis = diagnose_gradient(sample_claim, sample_true, tol=tol)
+            diagnosis = diagnose_gradient(sample_claim, sample_true, tol=tol, sizes=sizes)
             if diagnosis and not diagnosis.startswith(("scaled", "sign", "zero")):
                 diagnosis = None
             if diagnosis and not claimed.any():
@@ -517,10 +518,12 @@ def _run(f, inputs, grads, convert, *, method, rtol, atol, eps, max_entries, n_d
                      f"dtype of the inputs")
     trues = {k: info["numerical"].reshape(c.shape) for k, info, c in zip(point.keys, infos, claimed)
              if "entries" in info and info["entries"].size == c.size}
+    # a scale known only roughly (float32) may still be named after an axis length of an input
+    sizes = {n for w in point.works for n in (*w.shape, w.size)}
     results = {}
     for key, c, info in zip(point.keys, claimed, infos):
         others = {k: t for k, t in trues.items() if k != key}
-        results[key] = _result(key, c, info, others)
+        results[key] = _result(key, c, info, others, sizes)
     return GradientCheckReport(results, {k: w.shape for k, w in zip(point.keys, point.works)},
                                dict(zip(point.keys, point.dtypes)), point.n_calls, notes)
 
@@ -534,11 +537,16 @@ _SHARED_DOC = """
         input of at most 4,096 entries and ``"directional"`` above.
     rtol, atol, eps : float or None, optional
         An entry passes when ``|claimed - numerical| <= atol + rtol * |numerical|``.
-        ``None`` (default) chooses them per input: ``eps`` is ``u**(1/3)`` times
-        ``max(1, rms(x))`` (``u`` the unit round-off of the input's dtype), ``rtol``
+        ``None`` (default) chooses them per input: ``eps`` is ``e**(1/3)`` times
+        ``max(1, rms(x))`` (``e = np.finfo(dtype).eps`` of the input, twice its unit
+        round-off; the step does not depend on ``f``), ``rtol``
         is ``1e-4`` for float64 and ``1e-2`` for float32, and ``atol`` is ten times
         the finite-difference error measured by repeating the differences of a few
-        entries (or directions) with twice the step. Explicit values are used as given.
+        entries (or directions) with twice the step (at least the rounding floor
+        ``2 e |f| / eps`` plus ``1e-6`` of the largest difference). Explicit values are
+        used as given. The patterns *transposed* and *swapped* are diagnosed only when
+        every entry of the input was differenced (``"full"``, or ``"auto"`` up to 4,096
+        entries); a sample of entries can show only *scaled*, *sign* and *zero*.
     max_entries : int or None, optional
         Check only this many entries of each input (drawn with ``seed``), instead of
         all (``"full"``) or the default 256 after a failed direction.

@@ -24,8 +24,9 @@ SUGGESTIONS = {
     "sign": "a difference taken the wrong way round (y - t against t - y) or a minus sign lost in the chain rule",
     "scaled": "a mean where the forward pass sums (or the reverse), a constant factor such as 1/sqrt(d) or 2 "
     "missing or applied twice",
-    "transposed": "a missing or extra .T (dW = X.T @ G, not G.T @ X), or a reshape applied to a transposed "
-    "matrix without transposing back",
+    "transposed": "a missing or extra .T: dW has the shape of W and is the product of the layer's input and G "
+    "in the order that gives that shape, so check which operand is transposed (it depends on how W is stored); "
+    "or a reshape applied to a transposed matrix without transposing back",
     "swapped": "two gradients returned in the wrong order, or one input's gradient stored under another's name",
 }
 
@@ -36,11 +37,15 @@ def _matches(a, b, tol):
     return nb > 0 and np.linalg.norm(a - b) <= tol * nb
 
 
-def _name_constant(c: float) -> str:
+def _name_constant(c: float, sizes=(), rel=1e-2) -> str:
     """``c`` to 4 significant digits, named when ``c`` or ``1/c`` is an integer or its square root.
 
-    "Is" means within 0.1 % and 0.02; square roots only of integers up to 1024 (beyond,
-    nearly every number is that close to the square root of one).
+    From its digits alone, "is" means within 0.1 % and 0.02, and square roots only of
+    integers up to 1024 (beyond, nearly every number is that close to the square root of
+    one). An estimate of ``c`` from float32 finite differences is rarely that close to
+    ``1/n`` for a large ``n``; it is still named after one of ``sizes`` (for example the
+    axis lengths of the inputs) when that size, or its square root, is within the relative
+    uncertainty ``rel`` of ``c`` or ``1/c`` and no other size is.
     """
     text = f"{c:.4g}"
     sign = "-" if c < 0 else ""
@@ -51,6 +56,13 @@ def _name_constant(c: float) -> str:
             if n >= 2 and near and (form == "{}" or n <= 1024):
                 name = f"{sign}{prefix}{form.format(n)}"
                 return text if name == text else f"{text} = {name}"
+    candidates = {(f"{prefix}{form.format(n)}", abs(value / root - 1.0))
+                  for n in {int(n) for n in sizes if int(n) >= 2}
+                  for form, root in (("{}", float(n)), ("√{}", math.sqrt(n)))
+                  for value, prefix in ((a, ""), (1.0 / a, "1/"))}
+    close = [name for name, off in candidates if off <= rel]
+    if len(close) == 1:
+        return f"{text} = {sign}{close[0]}"
     return text
 
 
@@ -69,7 +81,7 @@ def _transposes(true, shape):
         yield "transposed before a reshape", candidate
 
 
-def diagnose_gradient(claimed, true, *, others=None, tol=1e-2):
+def diagnose_gradient(claimed, true, *, others=None, tol=1e-2, sizes=()):
     """Describe the pattern of a wrong gradient, or return ``None`` if none fits.
 
     Parameters
@@ -84,6 +96,12 @@ def diagnose_gradient(claimed, true, *, others=None, tol=1e-2):
     tol : float, optional
         Relative residual (in the 2-norm, against the pattern) under which a pattern
         counts as fitting (default ``1e-2``). Use a larger value when ``true`` is noisy.
+    sizes : iterable of int, optional
+        Sizes a scale may be named after (``1/n``, ``n``, ``√n``) when its estimate is
+        too noisy for its digits to identify the integer, as from float32 finite
+        differences: named only when exactly one size (or its square root) lies within
+        twice the fit's relative residual (at most ``tol``) of it. Without them a scale is
+        named only when its digits identify the integer (``1/c`` within 0.02 of ``n``).
 
     Returns
     -------
@@ -107,6 +125,8 @@ def diagnose_gradient(claimed, true, *, others=None, tol=1e-2):
     >>> true = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     >>> diagnose_gradient(true / 16, true)
     'scaled: the claim is 0.0625 = 1/16 times the true gradient'
+    >>> diagnose_gradient(true / 4096 + [[3e-7, 0, 0], [0, 0, -2e-7]], true, sizes=(4096, 7))
+    'scaled: the claim is 0.0002441 = 1/4096 times the true gradient'
     >>> diagnose_gradient(true.T.reshape(2, 3), true)
     'transposed before a reshape: the claim is the true gradient viewed as (2, 3), transposed, then reshaped to (2, 3)'
     >>> diagnose_gradient(true + np.array([[0.3, -0.2, 0.1], [0.0, 0.4, -0.3]]), true) is None
@@ -137,7 +157,9 @@ def diagnose_gradient(claimed, true, *, others=None, tol=1e-2):
     if tt > 0:
         c = float(g.reshape(-1) @ t.reshape(-1)) / tt
         if c != 0 and _matches(g, c * t, tol):
-            return f"scaled: the claim is {_name_constant(c)} times the true gradient"
+            # the error of c is at most about the fit's relative residual (the noise of t)
+            residual = float(np.linalg.norm(g - c * t) / np.linalg.norm(c * t))
+            return f"scaled: the claim is {_name_constant(c, sizes, min(tol, 2 * residual))} times the true gradient"
     return None
 
 
