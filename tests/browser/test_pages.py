@@ -177,3 +177,86 @@ def test_the_check_rejects_a_broken_page(browser, tmp_path):
         problems = " ".join(_problems(browser, f"{url}/index.html", has_math=True))
     for expected in ("MathJax never loaded", "no typeset math", "raw math delimiters", "missing.png", "undefined_function"):
         assert expected in problems, f"the check missed {expected!r}: {problems}"
+
+
+# --- The print form: the rules page printed to PDF by the same headless Chromium --------------
+
+RULES_PAGE = HTML / "book" / "rules.html"
+
+
+def _rule_names() -> list[str]:
+    """The 'rule' column of the table the rules notebook stored (its Markdown output)."""
+    import json
+    import re
+
+    cells = json.loads((ROOT / "book" / "rules.ipynb").read_text())["cells"]
+    tables = [
+        "".join(o["data"]["text/markdown"])
+        for c in cells
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+        if "text/markdown" in o.get("data", {})
+    ]
+    assert len(tables) == 1, "the rules page should display one table"
+    rows = [line.split("|") for line in tables[0].splitlines() if re.match(r"\| \d+ \|", line)]
+    return [row[2].strip().strip("`") for row in rows]
+
+
+def _print_pdf(browser, url: str, media: str = "print") -> list[str]:
+    """Print the page at ``url`` to PDF (DevTools Page.printToPDF); the text of each page."""
+    import base64
+    import io
+
+    from pypdf import PdfReader
+
+    browser.get(url)
+    assert browser.execute_async_script(WAIT_FOR_MATHJAX) == "ready"
+    # media "screen" prints the screen layout, where the @media print rules do not apply
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": media})
+    try:
+        pdf = browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": False, "preferCSSPageSize": True})
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    reader = PdfReader(io.BytesIO(base64.b64decode(pdf["data"])))
+    return [" ".join((page.extract_text() or "").split()) for page in reader.pages]
+
+
+def _print_problems(pages: list[str], names: list[str], sections: list[str]) -> list[str]:
+    text = " ".join(pages)
+    problems = [f"rule {name!r} missing from the PDF" for name in names if name not in text]
+    # The navigation sidebar lists the parts of the book; the printed page must not.
+    if "Part I: the Jacobian route" in text:
+        problems.append("the navigation sidebar is printed")
+    for title in sections:
+        if not any(page.startswith(title) for page in pages):
+            problems.append(f"section {title!r} does not start a page")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def rules_url(server):
+    if not RULES_PAGE.exists():
+        pytest.fail(f"the rules page was not built ({RULES_PAGE.relative_to(HTML)} missing)", pytrace=False)
+    return f"{server}/{RULES_PAGE.relative_to(HTML).as_posix()}"
+
+
+SECTIONS = ["The rows", "The table", "The check"]
+
+
+def test_rules_page_prints_every_row(browser, rules_url):
+    names = _rule_names()
+    assert len(names) >= 16, names
+    pages = _print_pdf(browser, rules_url)
+    problems = _print_problems(pages, names, SECTIONS)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_print_check_rejects_the_screen_layout(browser, rules_url):
+    """Test the test: printed in the screen layout (no @media print rules), the parts run on.
+
+    (Whether the screen layout also prints the sidebar depends on the window size left by
+    earlier tests, so only the page breaks are asserted here.)
+    """
+    pages = _print_pdf(browser, rules_url, media="screen")
+    problems = " ".join(_print_problems(pages, _rule_names(), SECTIONS))
+    assert "does not start a page" in problems, problems
