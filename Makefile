@@ -32,8 +32,9 @@ unit: $(STAMP)
 
 # The unit tests and doctests a second time, in their own environment with the oldest NumPy and
 # sympy that pyproject.toml claims (requirements-oldest.txt). torch, the tests' oracle, is installed
-# without its dependencies (see requirements-oldest-torch.txt). tests/test_book.py is left out: it
-# checks the book's files, not the package, and needs the book's environment. CI runs this after
+# without its dependencies (see requirements-oldest-torch.txt). tests/test_book.py and
+# tests/test_rules.py are left out: they check the book's files and pages, not the package, and need
+# the book's environment (nbformat, nbclient, a Jupyter kernel). CI runs this after
 # `make test`.
 OLDEST       := .venv-oldest
 OLDEST_PY    := $(OLDEST)/bin/python
@@ -49,7 +50,7 @@ $(OLDEST_STAMP): requirements-oldest.txt requirements-oldest-torch.txt pyproject
 unit-oldest: $(OLDEST_STAMP)
 	$(OLDEST_PY) -c 'import numpy, sympy; print("numpy", numpy.__version__, "sympy", sympy.__version__)'
 	$(OLDEST_PY) -m pytest -n 2 --dist loadfile --doctest-modules src/matgrad tests \
-		--ignore=tests/browser --ignore=tests/test_book.py
+		--ignore=tests/browser --ignore=tests/test_book.py --ignore=tests/test_rules.py
 
 nbval: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --nbval --nbval-current-env \
