@@ -182,7 +182,7 @@ def softmax_backward(P, dP, axis=-1):
     >>> softmax_backward(P, np.array([1.0, 0.0]))     # the gradient of p_0
     array([ 0.1875, -0.1875])
     >>> dz = softmax_backward(P, np.array([5.0, 5.0]))  # a constant gradient: nothing
-    >>> np.abs(dz).max() < 1e-12                         # zero up to rounding
+    >>> bool(np.abs(dz).max() < 1e-12)                   # zero up to rounding
     True
     """
     P, axis = _check_logits(P, "P", axis)
