@@ -183,7 +183,10 @@ def numerical_gradient(f, x, *, eps=1e-6):
         computation would really see.
     eps : float, optional
         Step of the central difference (default ``1e-6``, suited to float64; for
-        float32 use about ``1e-3`` and tolerances near ``1e-2``).
+        float32 a step near the cube root of its machine epsilon, about ``5e-3``
+        times the size of ``x``, and tolerances near ``1e-2``, or
+        :func:`check_gradients`, which chooses the step and the tolerances from
+        the dtype).
 
     Returns
     -------
@@ -474,7 +477,8 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     rtol, atol : float, optional
         A compared quantity passes if ``|claimed - numerical| <= atol + rtol *
         |numerical|``. The defaults suit float64; a float32 computation needs
-        looser ones (about ``rtol=1e-2`` with ``eps=1e-3``).
+        looser ones (about ``rtol=1e-2`` with a step near ``5e-3`` times the size
+        of ``x``; :func:`check_gradients` chooses both from the dtype).
     method : {"full", "directional"}, optional
         ``"full"`` compares every entry (``2 * x.size`` evaluations of ``f``).
         ``"directional"`` compares ``<grad, v>`` with a central difference of ``f``
