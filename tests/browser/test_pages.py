@@ -179,9 +179,11 @@ def test_the_check_rejects_a_broken_page(browser, tmp_path):
         assert expected in problems, f"the check missed {expected!r}: {problems}"
 
 
-# --- The print form: the rules page printed to PDF by the same headless Chromium --------------
+# --- The print form: pages printed to PDF by the same headless Chromium ---------------------
 
 RULES_PAGE = HTML / "book" / "rules.html"
+# a chapter with h3 subsections inside its h2 parts
+CHAPTER_PAGE = HTML / "book" / "09_softmax_normalization.html"
 
 
 def _rule_names() -> list[str]:
@@ -202,8 +204,12 @@ def _rule_names() -> list[str]:
     return [row[2].strip().strip("`") for row in rows]
 
 
-def _print_pdf(browser, url: str, media: str = "print") -> list[str]:
-    """Print the page at ``url`` to PDF (DevTools Page.printToPDF); the text of each page."""
+def _print_pdf(browser, url: str, media: str = "print", css: str = "") -> list[str]:
+    """Print the page at ``url`` to PDF (DevTools Page.printToPDF); the text of each page.
+
+    ``css`` is added to the page before printing (to test the checks on a broken stylesheet).
+    The page stays loaded, so the caller can read what the browser rendered.
+    """
     import base64
     import io
 
@@ -211,6 +217,10 @@ def _print_pdf(browser, url: str, media: str = "print") -> list[str]:
 
     browser.get(url)
     assert browser.execute_async_script(WAIT_FOR_MATHJAX) == "ready"
+    if css:
+        browser.execute_script(
+            "const s = document.createElement('style'); s.textContent = arguments[0]; document.head.appendChild(s);", css
+        )
     # media "screen" prints the screen layout, where the @media print rules do not apply
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": media})
     try:
@@ -221,33 +231,127 @@ def _print_pdf(browser, url: str, media: str = "print") -> list[str]:
     return [" ".join((page.extract_text() or "").split()) for page in reader.pages]
 
 
-def _print_problems(pages: list[str], names: list[str], sections: list[str]) -> list[str]:
+# For each row of the rules table: the text of every typeset formula of its 'backward' cell, as
+# drawn (MathJax's CHTML output draws each character as the CSS content of an mjx-c element), and
+# the plain text of its 'derived in' cell (the rendered cross-references, such as "Ch. 3, (3.4)").
+# Neither occurs in the page's code cells, which hold the LaTeX source and the MyST roles.
+RENDERED_ROWS = """
+const drawn = el => Array.from(el.querySelectorAll('mjx-c')).map(c => {
+  const content = getComputedStyle(c, '::before').content;
+  return c.textContent || (content && content !== 'none' ? content.replace(/^"|"$/g, '') : '');
+}).join('');
+const plain = el => {
+  const clone = el.cloneNode(true);
+  clone.querySelectorAll('mjx-container').forEach(m => m.remove());
+  return clone.textContent;
+};
+return Array.from(document.querySelectorAll('#the-table table tbody tr')).map(tr => ({
+  number: tr.cells[0].textContent.trim(),
+  backward: Array.from(tr.cells[5].querySelectorAll('mjx-container')).map(drawn),
+  derived: plain(tr.cells[6]),
+}));
+"""
+
+# The section number of every h2 and h3 heading, and the page break the print stylesheet puts
+# before its section (read with the print media emulated).
+HEADINGS = """
+const of = level => Array.from(document.querySelectorAll('.bd-article section > ' + level)).map(h => ({
+  number: h.querySelector('.section-number').textContent.trim(),
+  breakBefore: getComputedStyle(h.parentElement).breakBefore,
+}));
+return {h2: of('h2'), h3: of('h3')};
+"""
+
+
+def _print_style(browser, script: str):
+    """Run ``script`` on the loaded page with the print media emulated (computed styles of the print form)."""
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        return browser.execute_script(script)
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
+def _squeeze(text: str) -> str:
+    """Compare text without whitespace (the PDF's text extraction adds and drops spaces) or ligatures."""
+    import unicodedata
+
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _print_problems(pages: list[str], names: list[str], sections: list[str], rows: list[dict]) -> list[str]:
     text = " ".join(pages)
-    problems = [f"rule {name!r} missing from the PDF" for name in names if name not in text]
+    problems = []
     # The navigation sidebar lists the parts of the book; the printed page must not.
     if "Part I: the Jacobian route" in text:
         problems.append("the navigation sidebar is printed")
     for title in sections:
         if not any(page.startswith(title) for page in pages):
             problems.append(f"section {title!r} does not start a page")
+    starts = [i for i, page in enumerate(pages) if page.startswith("The table")]
+    ends = [i for i, page in enumerate(pages) if page.startswith("The check")]
+    if not starts or not ends or ends[0] <= starts[0]:
+        return problems + ["the pages of the table (from 'The table' to 'The check') not found"]
+    table = _squeeze(" ".join(pages[starts[0] : ends[0]]))
+    problems += [f"rule {name!r} missing from the printed table" for name in names if _squeeze(name) not in table]
+    if len(rows) != len(names):
+        problems.append(f"the built table has {len(rows)} rows, the notebook {len(names)}")
+    for row in rows:
+        if not row["backward"]:
+            problems.append(f"row {row['number']}: no typeset formula in its backward cell")
+        for formula in row["backward"]:
+            if _squeeze(formula) not in table:
+                problems.append(f"row {row['number']}: backward formula {formula!r} missing from the printed table")
+        if _squeeze(row["derived"]) not in table:
+            problems.append(f"row {row['number']}: 'derived in' text {row['derived']!r} missing from the printed table")
     return problems
+
+
+def _heading_problems(pages: list[str], headings: dict) -> list[str]:
+    """Every h2 part breaks before and starts a page; no h3 subsection breaks before.
+
+    An h3 may still land at the top of a page when what precedes it fills the page (a heading
+    is kept with what follows it), so the printed pages are only required to show some h3 on a
+    page it shares with earlier text; the stylesheet's break is read from the computed style.
+    """
+    starts = lambda number: any(page.startswith(number + " ") for page in pages)
+    problems = [f"part {h['number']} does not start a page" for h in headings["h2"] if not starts(h["number"])]
+    problems += [f"part {h['number']}: break-before {h['breakBefore']}" for h in headings["h2"] if h["breakBefore"] != "page"]
+    forced = [h["number"] for h in headings["h3"] if h["breakBefore"] != "auto"]
+    if forced:
+        problems.append(f"h3 subsections with a page break before them: {forced}")
+    if all(starts(h["number"]) for h in headings["h3"]):
+        problems.append(f"every one of the {len(headings['h3'])} h3 subsections starts a page")
+    return problems
+
+
+def _page_url(server, page: Path) -> str:
+    if not page.exists():
+        pytest.fail(f"the page was not built ({page.relative_to(HTML)} missing)", pytrace=False)
+    return f"{server}/{page.relative_to(HTML).as_posix()}"
 
 
 @pytest.fixture(scope="module")
 def rules_url(server):
-    if not RULES_PAGE.exists():
-        pytest.fail(f"the rules page was not built ({RULES_PAGE.relative_to(HTML)} missing)", pytrace=False)
-    return f"{server}/{RULES_PAGE.relative_to(HTML).as_posix()}"
+    return _page_url(server, RULES_PAGE)
+
+
+@pytest.fixture(scope="module")
+def chapter_url(server):
+    return _page_url(server, CHAPTER_PAGE)
 
 
 SECTIONS = ["The rows", "The table", "The check"]
 
 
 def test_rules_page_prints_every_row(browser, rules_url):
+    """Printed, the table shows every row's backward formulas and cross-references in full."""
     names = _rule_names()
     assert len(names) >= 16, names
     pages = _print_pdf(browser, rules_url)
-    problems = _print_problems(pages, names, SECTIONS)
+    rows = browser.execute_script(RENDERED_ROWS)
+    assert len(rows) == len(names) and all(row["backward"] for row in rows), rows
+    problems = _print_problems(pages, names, SECTIONS, rows)
     assert not problems, "; ".join(problems)
 
 
@@ -258,5 +362,34 @@ def test_the_print_check_rejects_the_screen_layout(browser, rules_url):
     earlier tests, so only the page breaks are asserted here.)
     """
     pages = _print_pdf(browser, rules_url, media="screen")
-    problems = " ".join(_print_problems(pages, _rule_names(), SECTIONS))
+    rows = browser.execute_script(RENDERED_ROWS)
+    problems = " ".join(_print_problems(pages, _rule_names(), SECTIONS, rows))
     assert "does not start a page" in problems, problems
+
+
+def test_the_print_check_rejects_a_cut_table(browser, rules_url):
+    """Test the test: with the last two columns cut off, as a too wide table is on paper, the check says so."""
+    hide = "@media print { #the-table td:nth-child(n+6) { display: none !important; } }"
+    pages = _print_pdf(browser, rules_url, css=hide)
+    rows = browser.execute_script(RENDERED_ROWS)
+    problems = _print_problems(pages, _rule_names(), SECTIONS, rows)
+    for what in ("backward formula", "'derived in' text"):
+        assert sum(what in p for p in problems) >= len(rows), problems
+
+
+def test_a_chapter_breaks_at_its_parts_only(browser, chapter_url):
+    """Printed, a chapter starts each h2 part on a new page and runs its h3 subsections on."""
+    pages = _print_pdf(browser, chapter_url)
+    headings = _print_style(browser, HEADINGS)
+    assert len(headings["h2"]) >= 4 and len(headings["h3"]) >= 4, headings
+    problems = _heading_problems(pages, headings)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_heading_check_rejects_a_break_at_every_section(browser, chapter_url):
+    """Test the test: breaking before every nested section (h3 too) is caught."""
+    every = "@media print { section > section { break-before: page !important; } }"
+    pages = _print_pdf(browser, chapter_url, css=every)
+    # the style stays on the loaded page, so the computed break is the broken one
+    problems = " ".join(_heading_problems(pages, _print_style(browser, HEADINGS)))
+    assert "h3 subsections with a page break" in problems and "every one of the" in problems, problems
