@@ -26,6 +26,13 @@ MUTATIONS = {
     "transpose": ('{"X": G @ W.T, "W": X.T @ G}', '{"X": G @ W.T, "W": G @ X.T}', "matrix product (rows are examples)"),
     # Cross-entropy without the 1/N of the mean: the shapes agree, the values do not.
     "factor": ("np.eye(Z.shape[1])[y]) / len(Z)", "np.eye(Z.shape[1])[y])", "cross-entropy on logits"),
+    # The embedding gradient that keeps one occurrence of each token (NumPy's dE[x] = G) instead of the sum;
+    # the page draws six tokens from a table of two rows, so tokens repeat.
+    "scatter": (
+        '{"E": np.eye(E.shape[0])[x].T @ G}',
+        '{"E": np.eye(E.shape[0])[np.unique(x)].T @ G[np.unique(x, return_index=True)[1]]}',
+        "embedding lookup",
+    ),
     # The code is right but the table's formula leaves out dW.
     "formula": (
         r'backward=r"$dX = G W^\top$, $dW = X^\top G$"',
