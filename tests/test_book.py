@@ -188,6 +188,13 @@ def test_public_functions_have_numpydoc_docstrings():
     assert not lacking, "docstrings missing numpydoc sections: " + "; ".join(lacking)
 
 
+def test_public_classes_have_an_example():
+    """The API page says every entry has an executed example; result classes and exceptions too."""
+    lacking = [name for name in matgrad.__all__
+               if isinstance(getattr(matgrad, name), type) and "Examples\n" not in (getattr(matgrad, name).__doc__ or "")]
+    assert not lacking, f"classes without an Examples section: {lacking}"
+
+
 def test_no_machine_paths_in_repository():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     pattern = re.compile(r"/work/|/root/|/home/\w|/tmp/mg|\.pyenv/")

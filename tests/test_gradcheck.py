@@ -22,6 +22,7 @@ from matgrad import (
     matmul_jacobian,
     numerical_gradient,
     numerical_jacobian,
+    random_directions,
 )
 
 sizes = st.integers(min_value=1, max_value=4)
@@ -517,6 +518,50 @@ def test_directional_check_accepts_a_gradient_whose_error_is_orthogonal_to_its_d
     wrong = 2 * x + error
     assert check_gradient(f, x, wrong, method="directional", n_directions=1, seed=0)
     assert not check_gradient(f, x, wrong, method="full")
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 1, 4), (0, 3)])
+def test_random_directions_are_unit_float64_arrays_and_their_prefix_does_not_depend_on_the_count(shape):
+    V = random_directions(shape, 5, seed=3)
+    assert V.shape == (5,) + shape and V.dtype == np.float64
+    norms = np.linalg.norm(V.reshape(5, -1), axis=1)
+    assert np.allclose(norms, 0.0 if 0 in shape else 1.0, rtol=1e-14, atol=0)
+    assert np.array_equal(random_directions(shape, 2, seed=3), V[:2])
+    assert np.array_equal(random_directions(shape, 5, seed=3), V)  # the same seed, the same directions
+    assert not np.array_equal(random_directions(shape, 5, seed=4), V) or 0 in shape
+
+
+def test_random_directions_are_the_directions_check_gradient_uses():
+    """Along each direction the check's claimed value is <grad, v> and its difference <grad f, v>."""
+    f, X, dX, wrong = directional_problem()
+    V = random_directions(X.shape, 6, seed=11)
+    for k in range(6):
+        # a gradient wrong only along direction k: that direction is the worst, and the only failure
+        bad = dX + 1e-2 * V[k]
+        r = check_gradient(f, X, bad, method="directional", n_directions=6, seed=11)
+        assert r.worst_index == (k,)
+        assert np.isclose(r.claimed, np.sum(bad * V[k]), rtol=1e-9, atol=1e-12)
+        assert np.isclose(r.numerical, np.sum(dX * V[k]), rtol=1e-6, atol=1e-9)
+    # the integer and the tuple forms of a 1-d shape are the same
+    assert np.array_equal(random_directions(4, 2), random_directions((4,), 2))
+
+
+@pytest.mark.parametrize(
+    ("shape", "n_directions", "seed", "error", "message"),
+    [
+        ((2, -1), 8, 0, ValueError, "non-negative integers"),
+        ((2.0, 3), 8, 0, TypeError, "tuple of non-negative integers"),
+        ("23", 8, 0, TypeError, "tuple of non-negative integers"),
+        ((True, 3), 8, 0, TypeError, "tuple of non-negative integers"),
+        ((2, 3), 0, 0, ValueError, "at least 1"),
+        ((2, 3), 2.5, 0, TypeError, "n_directions must be a positive integer"),
+        ((2, 3), 8, -1, ValueError, "seed must be"),
+        ((2, 3), 8, "zero", TypeError, "seed must be"),
+    ],
+)
+def test_random_directions_bad_arguments(shape, n_directions, seed, error, message):
+    with pytest.raises(error, match=message):
+        random_directions(shape, n_directions, seed)
 
 
 # --- check_gradient: bad input ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from .gradcheck import (
     check_gradient,
     numerical_gradient,
     numerical_jacobian,
+    random_directions,
 )
 from .jacobian import JacobianTooLarge, jacobian_nbytes, matmul_jacobian, vjp_from_jacobian
 from .matmul import linear_backward, matmul_backward

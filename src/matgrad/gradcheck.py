@@ -26,6 +26,7 @@ __all__ = [
     "check_gradient",
     "numerical_gradient",
     "numerical_jacobian",
+    "random_directions",
 ]
 
 
@@ -444,6 +445,105 @@ def _check_n_directions(n_directions) -> int:
     return int(n_directions)
 
 
+def _rng_from_seed(seed):
+    """``np.random.default_rng(seed)``, with an error that says what ``seed`` may be."""
+    try:
+        return np.random.default_rng(seed)  # checks the seed, draws nothing yet
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"seed must be what np.random.default_rng accepts (a non-negative integer, by default 0); "
+            f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
+        ) from None
+
+
+def _directions(rng, shape, n_directions):
+    """Yield ``n_directions`` unit vectors of shape ``shape``, drawn one after the other from ``rng``.
+
+    Each is a standard Gaussian array divided by its norm (left as it is if the norm is 0,
+    which happens only for an empty shape). The directional check draws its directions here,
+    one at a time, so it never holds more than one of them.
+    """
+    for _ in range(n_directions):
+        v = rng.standard_normal(shape)
+        norm = np.linalg.norm(v)
+        if norm > 0:
+            v /= norm
+        yield v
+
+
+def _check_shape(shape) -> tuple:
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, (bool, np.bool_)) for n in shape
+    ):
+        raise TypeError(f"shape must be a tuple of non-negative integers (the shape of x); got {shape!r:.80}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape must be a tuple of non-negative integers (the shape of x); got {tuple(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+def random_directions(shape, n_directions=8, seed=0):
+    """The random unit directions of a directional gradient check, as an array.
+
+    ``check_gradient(f, x, grad, method="directional", n_directions=k, seed=s)``
+    compares ``<grad, v>`` with a central difference of ``f`` along each of
+    ``random_directions(x.shape, k, s)``; the two draw their directions with the
+    same code, so this function shows which directions a check used.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        The shape of ``x``, the point of the check.
+    n_directions : int, optional
+        How many directions (default 8, as in :func:`check_gradient`); at least 1.
+    seed : int, optional
+        Seed of ``np.random.default_rng`` (default 0, as in
+        :func:`check_gradient`); anything that function accepts.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_directions,) + shape
+        ``out[k]`` is direction number ``k`` (from 0, the number that a check's
+        ``worst_index`` gives): a standard Gaussian array divided by its norm, so
+        of norm 1 (unless ``shape`` has no entries). The first ``k`` directions do
+        not depend on ``n_directions``.
+
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not an integer or a tuple of integers, ``n_directions``
+        is not an integer, or ``seed`` has a type ``np.random.default_rng``
+        refuses.
+    ValueError
+        If a dimension of ``shape`` is negative, ``n_directions < 1``, or
+        ``seed`` is a negative integer.
+
+    Examples
+    --------
+    >>> V = random_directions((2, 3), n_directions=4)
+    >>> V.shape, np.round(np.linalg.norm(V.reshape(4, -1), axis=1), 12)
+    ((4, 2, 3), array([1., 1., 1., 1.]))
+    >>> bool(np.array_equal(random_directions((2, 3), 2), V[:2]))
+    True
+
+    The worst direction of a directional check is one of them:
+
+    >>> x, g = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])
+    >>> r = check_gradient(lambda x: np.sum(x**2), x, g, method="directional", n_directions=3)
+    >>> v = random_directions(x.shape, 3)[r.worst_index]
+    >>> bool(np.isclose(r.claimed, g @ v)), bool(np.isclose(r.numerical, 2 * x @ v))
+    (True, True)
+    """
+    shape = _check_shape(shape)
+    n_directions = _check_n_directions(n_directions)
+    rng = _rng_from_seed(seed)
+    out = np.empty((n_directions,) + shape, dtype=np.float64)
+    for k, v in enumerate(_directions(rng, shape, n_directions)):
+        out[k] = v
+    return out
+
+
 def _refuse_misused_grad(grad, x_shape) -> None:
     """Clear errors for two common misuses: ``None`` (a forgotten return) and a tuple ``(g,)``."""
     if grad is None:
@@ -490,7 +590,8 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     seed : int, optional
         Seed of ``np.random.default_rng`` for the directions (default 0); anything
         that function accepts. The same seed gives the same directions, and the
-        first ``k`` directions do not depend on ``n_directions``.
+        first ``k`` directions do not depend on ``n_directions``;
+        :func:`random_directions` returns them.
     eps : float, optional
         Finite-difference step (default ``1e-6``).
 
@@ -557,13 +658,7 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
     if not (isinstance(method, str) and method in ("full", "directional")):
         raise ValueError(f'method must be "full" or "directional"; got {method!r}')
     n_directions = _check_n_directions(n_directions)
-    try:
-        rng = np.random.default_rng(seed)  # checks the seed, draws nothing yet
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(
-            f"seed must be what np.random.default_rng accepts (a non-negative integer, by default 0); "
-            f"got {type(seed).__name__}: {seed!r:.80} ({exc})"
-        ) from None
+    rng = _rng_from_seed(seed)
     work = _scratch_copy(x)  # x validated once, here; only this private copy goes inward
     _refuse_misused_grad(grad, work.shape)
     g = as_real_array(grad, "grad")
@@ -601,11 +696,7 @@ def check_gradient(f, x, grad, *, rtol=1e-5, atol=1e-8, method="full", n_directi
         g64 = np.asarray(g, dtype=np.float64).reshape(-1)
         claimed = np.empty(n_directions)
         numerical = np.empty(n_directions)
-        for k in range(n_directions):
-            v = rng.standard_normal(work.shape)
-            norm = np.linalg.norm(v)
-            if norm > 0:
-                v /= norm
+        for k, v in enumerate(_directions(rng, work.shape, n_directions)):  # as random_directions draws them
             step = (eps * v).astype(work.dtype)
             # the displacement actually made, x_plus - x_minus, after rounding
             np.add(base, step, out=work)

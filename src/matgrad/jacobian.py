@@ -33,6 +33,14 @@ class JacobianTooLarge(ValueError):
         The number of bytes the Jacobian would have needed.
     max_bytes : int or float
         The limit that was in force.
+
+    Examples
+    --------
+    >>> try:
+    ...     matmul_jacobian(np.ones((64, 32)), np.ones((32, 16)), "A", max_bytes=2**20)
+    ... except JacobianTooLarge as err:
+    ...     print(isinstance(err, ValueError), format_bytes(err.nbytes), format_bytes(err.max_bytes))
+    True 16.0 MiB 1.0 MiB
     """
 
     def __init__(self, message: str, nbytes: int, max_bytes: int):

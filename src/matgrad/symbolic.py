@@ -132,6 +132,12 @@ class MatmulGradientVerification:
         every entry's difference expands to zero.
     dW_matches : bool
         The same for ``dW`` and ``dW_closed``.
+
+    Examples
+    --------
+    >>> v = verify_matmul_gradients(1, 2, 1)
+    >>> bool(v), v.convention, v.dX, v.dX_closed
+    (True, 'XW', Matrix([[g_00*w_00, g_00*w_10]]), Matrix([[g_00*w_00, g_00*w_10]]))
     """
 
     convention: str
@@ -374,6 +380,12 @@ class ReductionStep:
         What the step does, in words.
     expr : ``sympy.Expr``
         The expression after the step.
+
+    Examples
+    --------
+    >>> step = index_matmul_gradient("X").steps[-1]
+    >>> step.expr
+    Sum(g[p, j]*w[q, j], (j, 0, d - 1))
     """
 
     description: str
@@ -414,6 +426,12 @@ class IndexDerivation:
     matrix_entry : ``sympy.Expr``
         Entry ``(p, q)`` of ``matrix_form`` written with the same bases and
         summation index as ``result``; equal to it (the transpose step).
+
+    Examples
+    --------
+    >>> der = index_matmul_gradient("W")
+    >>> der.wrt, der.result, der.matrix_form, len(der.steps)
+    ('W', Sum(g[i, q]*x[i, p], (i, 0, n - 1)), X.T*G, 3)
     """
 
     wrt: str
@@ -622,6 +640,12 @@ class TraceGradients:
         sympy's derivative of ``loss`` with respect to ``X``.
     dW : ``sympy.MatrixExpr``
         sympy's derivative of ``loss`` with respect to ``W``.
+
+    Examples
+    --------
+    >>> grads = trace_matmul_gradients(convention="WX")
+    >>> grads.convention, grads.loss, grads.dW
+    ('WX', Trace(G.T*W*X), G*X.T)
     """
 
     convention: str
