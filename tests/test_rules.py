@@ -27,10 +27,10 @@ MUTATIONS = {
     # Cross-entropy without the 1/N of the mean: the shapes agree, the values do not.
     "factor": ("np.eye(Z.shape[1])[y]) / len(Z)", "np.eye(Z.shape[1])[y])", "cross-entropy on logits"),
     # The embedding gradient that keeps one occurrence of each token (NumPy's dE[x] = G) instead of the sum;
-    # the page draws six tokens from a table of two rows, so tokens repeat.
+    # the page draws more tokens than the table has rows, so some token repeats.
     "scatter": (
-        '{"E": np.eye(E.shape[0])[x].T @ G}',
-        '{"E": np.eye(E.shape[0])[np.unique(x)].T @ G[np.unique(x, return_index=True)[1]]}',
+        '{"E": np.eye(E.shape[0])[tokens].T @ G}',
+        '{"E": np.eye(E.shape[0])[np.unique(tokens)].T @ G[np.unique(tokens, return_index=True)[1]]}',
         "embedding lookup",
     ),
     # The code is right but the table's formula leaves out dW.

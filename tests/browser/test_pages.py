@@ -293,17 +293,48 @@ def _print_problems(pages: list[str], names: list[str], sections: list[str], row
     if not starts or not ends or ends[0] <= starts[0]:
         return problems + ["the pages of the table (from 'The table' to 'The check') not found"]
     table = _squeeze(" ".join(pages[starts[0] : ends[0]]))
-    problems += [f"rule {name!r} missing from the printed table" for name in names if _squeeze(name) not in table]
     if len(rows) != len(names):
         problems.append(f"the built table has {len(rows)} rows, the notebook {len(names)}")
-    for row in rows:
+    # Each printed entry starts with its number and rule ("3. einsum, the general rule"); an entry's
+    # text is what lies between its start and the next entry's, and each row is checked in its own.
+    starts_at, pos = [], 0
+    for number, name in enumerate(names, start=1):
+        at = table.find(_squeeze(f"{number}. {name}"), pos)
+        if at < 0:
+            problems.append(f"rule {number} ({name!r}) missing from the printed table, or out of order")
+            at = pos
+        starts_at.append(at)
+        pos = at
+    entries = [table[a:b] for a, b in zip(starts_at, starts_at[1:] + [len(table)])]
+    for row, entry in zip(rows, entries):
         if not row["backward"]:
             problems.append(f"row {row['number']}: no typeset formula in its backward cell")
         for formula in row["backward"]:
-            if _squeeze(formula) not in table:
-                problems.append(f"row {row['number']}: backward formula {formula!r} missing from the printed table")
-        if _squeeze(row["derived"]) not in table:
-            problems.append(f"row {row['number']}: 'derived in' text {row['derived']!r} missing from the printed table")
+            if _squeeze(formula) not in entry:
+                problems.append(f"row {row['number']}: backward formula {formula!r} missing from its printed entry")
+        if _squeeze(row["derived"]) not in entry:
+            problems.append(f"row {row['number']}: 'derived in' text {row['derived']!r} missing from its printed entry")
+    return problems
+
+
+# The boxes of the rules table's rows in the print layout: each entry must lie below the one before
+# it (no entry drawn over another) and within the width of the article.
+ROW_BOXES = """
+const article = document.querySelector('.bd-article').getBoundingClientRect();
+return {right: article.right, rows: Array.from(document.querySelectorAll('#the-table table tbody tr')).map(tr => {
+  const r = tr.getBoundingClientRect();
+  return {top: r.top, bottom: r.bottom, right: r.right};
+})};
+"""
+
+
+def _layout_problems(boxes: dict) -> list[str]:
+    problems = []
+    rows = boxes["rows"]
+    for i, (above, below) in enumerate(zip(rows, rows[1:]), start=2):
+        if below["top"] < above["bottom"] - 0.5:
+            problems.append(f"row {i} is drawn over row {i - 1} ({above['bottom'] - below['top']:.0f} px)")
+    problems += [f"row {i} runs past the article's right edge" for i, r in enumerate(rows, 1) if r["right"] > boxes["right"] + 0.5]
     return problems
 
 
@@ -351,8 +382,26 @@ def test_rules_page_prints_every_row(browser, rules_url):
     pages = _print_pdf(browser, rules_url)
     rows = browser.execute_script(RENDERED_ROWS)
     assert len(rows) == len(names) and all(row["backward"] for row in rows), rows
-    problems = _print_problems(pages, names, SECTIONS, rows)
+    problems = _print_problems(pages, names, SECTIONS, rows) + _layout_problems(_print_style(browser, ROW_BOXES))
     assert not problems, "; ".join(problems)
+
+
+def test_the_print_check_rejects_overlapping_rows(browser, rules_url):
+    """Test the test: an entry drawn over the one before it is caught, though all its text is printed."""
+    overlap = "@media print { #the-table tbody tr:nth-child(6) { margin-top: -60pt !important; } }"
+    _print_pdf(browser, rules_url, css=overlap)
+    problems = _layout_problems(_print_style(browser, ROW_BOXES))
+    assert any("row 6 is drawn over row 5" in p for p in problems), problems
+
+
+def test_the_print_check_rejects_a_row_out_of_place(browser, rules_url):
+    """Test the test: a formula printed in another row's entry is not counted for its own row."""
+    pages = _print_pdf(browser, rules_url)
+    rows = browser.execute_script(RENDERED_ROWS)
+    names = _rule_names()
+    rows[0]["backward"] = rows[-1]["backward"]  # row 1 claims the last row's formula, printed elsewhere
+    problems = _print_problems(pages, names, SECTIONS, rows)
+    assert any(p.startswith("row 1: backward formula") for p in problems), problems
 
 
 def test_the_print_check_rejects_the_screen_layout(browser, rules_url):
