@@ -18,9 +18,17 @@ inputs, ``O`` and one number per query row, the log-sum-exp of the scores
 :math:`P = \\exp(S - \\ell)` and uses the identity
 :math:`\\operatorname{rowsum}(dP \\odot P) = \\operatorname{rowsum}(dO \\odot O)`, so that
 :math:`dS = P \\odot (dP - \\operatorname{rowsum}(dO \\odot O))` needs neither ``P`` nor
-``dP`` stored. Both passes work through the query rows in blocks; the backward's
-two floating ``(block, n_k)`` buffers together stay within half an ``(n_q, n_k)``
-stack.
+``dP`` stored.
+
+Both passes work through the score stack ``(..., n_q, n_k)`` in blocks: as many whole
+matrices of the stack as fit, or, when one matrix does not fit, runs of query rows of one
+matrix. With ``causal=True`` the rows of each matrix are split in four runs, and a run
+of rows ending at row ``r`` uses only the keys ``j < r``. A block's floating buffer holds
+at most a quarter of the rows of the whole stack (rounded up) and at most 8 MiB; the
+backward needs two such buffers, which together stay within half a stack. The cached
+copies of ``s Q``, ``K`` and ``V`` carry one more column each (the log-sum-exp, -1 and 1), so that
+one matrix product gives :math:`S - \\ell`, another :math:`dP - D`, and the forward's
+product with ``V`` gives the row sums of the weights as well.
 """
 
 from __future__ import annotations
@@ -37,18 +45,29 @@ from .matmul import _unbroadcast
 __all__ = ["attention_backward", "attention_forward"]
 
 _DEFAULT_MAX_BYTES = 2**30
-#: the backward's two row-block buffers are each at most this large (and at most half the score stack)
+#: a block's floating buffer is at most this large (the backward's two buffers are also each at most a quarter of the
+#: score stack)
 _BLOCK_BYTES = 8 * 2**20
+#: with causal=True each matrix's query rows are split in this many runs, each skipping the keys it cannot see
+_CAUSAL_SPLITS = 4
 
 
 class _AttentionCache:
-    """What :func:`attention_backward` needs, in private read-only arrays (opaque to users)."""
+    """What :func:`attention_backward` needs, in private read-only arrays (opaque to users).
 
-    __slots__ = ("arrays", "blocked", "scale", "causal", "dtype", "batch", "shapes")
+    ``arrays`` holds ``Qs`` (``scale * Q``), ``K``, ``V``, ``O`` and ``lse``. ``fused``, if not None, holds the
+    arrays that ``Qs``, ``K``, ``V`` and ``lse`` are views of: ``Qs`` with ``lse`` as one more column, ``K`` with a
+    column of -1 and ``V`` with a column of 1, so that one product gives ``S - lse`` (and ``dP - D``).
+    """
 
-    def __init__(self, arrays, blocked, scale, causal, dtype, batch, shapes):
+    __slots__ = ("arrays", "blocked", "scale", "causal", "dtype", "batch", "shapes", "fused", "general")
+
+    def __init__(self, arrays, blocked, scale, causal, dtype, batch, shapes, fused=None, general=None):
         for value in arrays.values():
             value.flags.writeable = False
+        if fused is not None:
+            for value in fused.values():
+                value.flags.writeable = False
         if blocked is not None:
             blocked.flags.writeable = False
         self.arrays = arrays
@@ -58,6 +77,9 @@ class _AttentionCache:
         self.dtype = dtype
         self.batch = batch
         self.shapes = shapes
+        self.fused = fused
+        # whether blocked is more than the causal triangle (then every entry of a block is checked)
+        self.general = (blocked is not None) if general is None else general
 
     def __repr__(self):
         q, k, v = (shape_str(self.shapes[name]) for name in ("Q", "K", "V"))
@@ -120,26 +142,83 @@ def _blocked_entries(mask, causal, n_q, n_k, score_shape):
     return ~allowed  # a new array, never a view of the caller's mask
 
 
-def _block_rows(batch, n_q, n_k, dtype, *, quarter):
-    """Query rows per block: a block's floating (..., rows, n_k) buffer is at most _BLOCK_BYTES (at least one row).
+def _block_shape(batch, n_q, n_k, dtype, *, quarter, causal=False):
+    """``(matrices, rows)`` of a block: whole matrices of the stack, or a run of rows of one matrix.
 
-    With ``quarter`` (the backward, which needs two such buffers) a block also has at most a quarter of the rows.
+    A block's floating ``(matrices, rows, n_k)`` buffer holds at most ``_BLOCK_BYTES`` (at least one row) and, with
+    ``quarter`` (the backward, which needs two such buffers), at most a quarter of the rows of the whole
+    ``(..., n_q, n_k)`` stack (rounded up). When whole matrices fit, a block holds as many as it can, so that
+    every matrix product is one full-size product per matrix; with ``causal`` the rows of each matrix are split in
+    ``_CAUSAL_SPLITS`` parts, so that the keys a part cannot see are skipped.
     """
-    per_row = math.prod(batch) * n_k * dtype.itemsize
-    limit = -(-n_q // 4) if quarter else n_q
-    return max(1, min(limit, _BLOCK_BYTES // max(per_row, 1)))
+    count = math.prod(batch)
+    limit = -(-(count * n_q) // 4) if quarter else count * n_q
+    cap = max(1, min(limit, _BLOCK_BYTES // max(n_k * dtype.itemsize, 1)))
+    rows = n_q
+    if causal and n_q > 1:
+        rows = -(-n_q // _CAUSAL_SPLITS)
+    if cap >= rows:
+        return max(1, min(count, cap // rows)), rows
+    return 1, cap
 
 
-def _blocks(batch, n_q, n_k, rows, causal):
-    """Yield ``(r0, r1, keys, shape)`` for each block of query rows ``r0:r1``.
+def _batch_blocks(batch, matrices):
+    """Yield indices into the batch axes, each selecting at most ``matrices`` matrices (at least one).
 
-    ``keys`` is how many leading keys the block can attend to: all ``n_k``, or with ``causal`` only the
-    keys ``j < r1`` (row ``r1 - 1`` attends to keys ``0 .. r1 - 1``). ``shape`` is the block's score shape.
+    An index is a tuple of ints (outer axes), then one slice (a run along one axis), then whole axes.
     """
-    for r0 in range(0, n_q, rows):
+    if not batch:
+        yield ()
+        return
+    axis = 0
+    while math.prod(batch[axis + 1 :]) > matrices:
+        axis += 1
+    run = max(1, matrices // math.prod(batch[axis + 1 :]))
+    tail = (slice(None),) * (len(batch) - axis - 1)
+    for outer in np.ndindex(*batch[:axis]):
+        for j in range(0, batch[axis], run):
+            yield outer + (slice(j, min(batch[axis], j + run)),) + tail
+
+
+def _take(arr, index, core):
+    """``arr`` at the batch ``index`` of the broadcast batch; ``arr`` has its own leading axes (``core`` trailing ones)."""
+    lead = arr.ndim - core
+    sub = tuple(
+        (0 if isinstance(ix, int) else slice(None)) if size == 1 else ix
+        for size, ix in zip(arr.shape[:lead], index[len(index) - lead :])
+    )
+    return arr[sub]
+
+
+def _rows(n_q, n_k, rows, causal):
+    """Yield ``(r0, r1, keys)`` for each run of query rows ``r0:r1``, the one with the most keys first.
+
+    ``keys`` is how many leading keys the rows can attend to: all ``n_k``, or with ``causal`` only the keys
+    ``j < r1`` (row ``r1 - 1`` attends to keys ``0 .. r1 - 1``).
+    """
+    for r0 in reversed(range(0, n_q, rows)):
         r1 = min(n_q, r0 + rows)
-        keys = min(n_k, r1) if causal else n_k
-        yield r0, r1, keys, batch + (r1 - r0, keys)
+        yield r0, r1, (min(n_k, r1) if causal else n_k)
+
+
+def _mask_block(S, blocked, general, index, r0, r1, keys, transposed):
+    """Set the masked entries of the scores ``S`` of rows ``r0:r1`` (keys ``:keys``) to -inf, in place.
+
+    ``S`` is ``(..., rows, keys)``, or ``(..., keys, rows)`` if ``transposed``. With only the causal triangle
+    (``general`` False), only the keys ``r0 <= j < keys`` can be masked, so only they are visited.
+    """
+    if general:
+        where = _take(blocked, index, 2)[..., r0:r1, :keys]
+        lo = 0
+    else:
+        lo = r0
+        if keys - lo <= 1:
+            return
+        where = blocked[r0:r1, lo:keys]
+    if transposed:
+        np.copyto(S[..., lo:keys, :], -np.inf, where=np.swapaxes(where, -1, -2))
+    else:
+        np.copyto(S[..., lo:keys], -np.inf, where=where)
 
 
 def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes=_DEFAULT_MAX_BYTES):
@@ -271,32 +350,53 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
         )
     blocked = _blocked_entries(mask, causal, n_q, n_k, score_shape)
 
-    # private copies in the working dtype: the caller's arrays are never written, and later changes to them
-    # cannot reach the cache
-    q = np.asarray(Q, dtype=dtype)  # not kept: qs below is a new array
-    k = np.array(K, dtype=dtype, copy=True)
-    v = np.array(V, dtype=dtype, copy=True)
-    qs = q * dtype.type(scale)  # the scale folded into the smallest operand; the cache keeps qs, not q
-    del q
-    kt = np.swapaxes(k, -1, -2)
+    general = mask is not None
+
+    # private copies in the working dtype, each with one more column (see _AttentionCache): the caller's arrays are
+    # never written, and later changes to them cannot reach the cache
+    kf = np.empty(K.shape[:-1] + (e + 1,), dtype=dtype)
+    kf[..., :e] = K
+    kf[..., e] = -1.0
+    vf = np.empty(V.shape[:-1] + (e_v + 1,), dtype=dtype)
+    vf[..., :e_v] = V
+    vf[..., e_v] = 1.0
+    k, v = kf[..., :e], vf[..., :e_v]
+    if Q.shape[:-2] == batch:  # lse fits as a column of qs
+        qf = np.empty(Q.shape[:-1] + (e + 1,), dtype=dtype)
+        qs, lse = qf[..., :e], qf[..., e]
+    else:
+        qf = None
+        qs = np.empty(Q.shape, dtype=dtype)
+        lse = np.empty(batch + (n_q,), dtype=dtype)
+    np.multiply(Q, dtype.type(scale), out=qs, casting="unsafe")  # the scale folded into the smallest operand
     O = np.empty(batch + (n_q, e_v), dtype=dtype)
-    lse = np.empty(batch + (n_q,), dtype=dtype)
-    rows = _block_rows(batch, n_q, n_k, dtype, quarter=False)
-    buf = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
-    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
-        S = buf[: math.prod(shape)].reshape(shape)
-        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=S)
-        if blocked is not None:
-            np.copyto(S, -np.inf, where=blocked[..., r0:r1, :keys])
-        row_max = S.max(axis=-1, keepdims=True)
-        S -= row_max
-        np.exp(S, out=S)  # unnormalised weights, at most 1
-        row_sum = S.sum(axis=-1, keepdims=True)
-        out = O[..., r0:r1, :]
-        np.matmul(S, v[..., :keys, :], out=out)
-        out /= row_sum  # normalise the rows of O (n_q * e_v divisions) instead of P (n_q * n_k)
-        lse[..., r0:r1] = (row_max + np.log(row_sum))[..., 0]
-    del buf
+    matrices, rows = _block_shape(batch, n_q, n_k, dtype, quarter=True, causal=causal)
+    buf = np.empty(matrices * rows * n_k, dtype=dtype)
+    obuf = np.empty(matrices * rows * (e_v + 1), dtype=dtype)
+    for index in _batch_blocks(batch, matrices):
+        O_b, lse_b = O[index], lse[index]
+        lead = O_b.shape[:-2]
+        q_b, k_b, v_b = _take(qs, index, 2), _take(k, index, 2), _take(vf, index, 2)
+        for r0, r1, keys in _rows(n_q, n_k, rows, causal):
+            n = r1 - r0
+            # the scores transposed, (keys, rows): the row maximum and its subtraction then run along contiguous rows
+            St = buf[: math.prod(lead) * keys * n].reshape(lead + (keys, n))
+            np.matmul(k_b[..., :keys, :], np.swapaxes(q_b[..., r0:r1, :], -1, -2), out=St)
+            if blocked is not None:
+                _mask_block(St, blocked, general, index, r0, r1, keys, transposed=True)
+            row_max = St.max(axis=-2, keepdims=True)
+            St -= row_max
+            np.exp(St, out=St)  # unnormalised weights, at most 1
+            # (P V, row sums of P) in one product, through the column of ones of vf
+            out = obuf[: math.prod(lead) * n * (e_v + 1)].reshape(lead + (n, e_v + 1))
+            np.matmul(np.swapaxes(St, -1, -2), v_b[..., :keys, :], out=out)
+            row_sum = out[..., e_v]
+            # normalise the rows of O (n_q * e_v divisions) instead of P (n_q * n_k)
+            np.divide(out[..., :e_v], out[..., e_v:], out=O_b[..., r0:r1, :])
+            np.log(row_sum, out=lse_b[..., r0:r1])
+            lse_b[..., r0:r1] += row_max[..., 0, :]
+    del buf, obuf
+    fused = None if qf is None else {"Q": qf, "K": kf, "V": vf}
     cache = _AttentionCache(
         {"Qs": qs, "K": k, "V": v, "O": O.copy(), "lse": lse},
         blocked,
@@ -305,6 +405,8 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
         dtype,
         batch,
         {"Q": Q.shape, "K": K.shape, "V": V.shape},
+        fused,
+        general,
     )
     return O, cache
 
@@ -351,12 +453,13 @@ def attention_backward(dO, cache):
     :math:`D` equals :math:`\\operatorname{rowsum}(dP \\odot P)`, the term of the
     softmax's backward, because :math:`\\sum_j dP_{ij} P_{ij} = \\sum_j \\sum_c
     dO_{ic} V_{jc} P_{ij} = \\sum_c dO_{ic} O_{ic}`. Masked entries have
-    :math:`P = 0`, hence :math:`dS = 0`. The query rows are processed in blocks;
-    each block needs two floating ``(..., block, n_k)`` buffers (the weights and
-    :math:`dP`, which becomes :math:`dS` in place), each at most a quarter of the
-    ``(..., n_q, n_k)`` stack, so that the backward's peak memory beyond its
-    inputs and outputs stays below one such stack. With ``causal=True`` a block of rows ending at row
-    ``r`` uses only the keys ``j < r``.
+    :math:`P = 0`, hence :math:`dS = 0`. The stack is processed in blocks of whole
+    matrices or of query rows of one matrix; each block needs two floating buffers
+    (the weights and :math:`dP`, which becomes :math:`dS` in place), each at most a
+    quarter of the rows of the ``(..., n_q, n_k)`` stack and at most 8 MiB, so that
+    the backward's peak memory beyond its inputs and outputs stays below one such
+    stack. With ``causal=True`` a block of rows ending at row ``r`` uses only the
+    keys ``j < r``.
 
     Examples
     --------
@@ -386,47 +489,83 @@ def attention_backward(dO, cache):
         )
     dtype = np.result_type(cache.dtype, float_dtype(dO))
     g = dO.astype(dtype, copy=False)  # never written
-    qs, k, v, O, lse = (a.astype(dtype, copy=False) for a in (qs, k, v, O, lse))
+    fused = cache.fused
+    if dtype != cache.dtype:  # promoted (a float64 dO on a float32 cache): new arrays, without the extra columns
+        qs, k, v, O, lse = (a.astype(dtype) for a in (qs, k, v, O, lse))
+        fused = None
     batch = cache.batch
     n_q, e = qs.shape[-2:]
     n_k, e_v = v.shape[-2:]
     scale = dtype.type(cache.scale)
-    blocked = cache.blocked
-    causal = cache.causal
+    blocked, general, causal = cache.blocked, cache.general, cache.causal
 
     # D_i = rowsum(dO * O)_i: one number per query row, = rowsum(dP * P)_i
-    D = np.einsum("...i,...i->...", g, O)[..., None]
+    D = np.einsum("...i,...i->...", g, O)
 
     dQ = np.empty(batch + (n_q, e), dtype=dtype)
-    dK = np.zeros(batch + (n_k, e), dtype=dtype)
-    dV = np.zeros(batch + (n_k, e_v), dtype=dtype)
-    # Blocks of query rows: two buffers (the weights, and dP turned into dS), each at most a quarter of the
-    # score stack and at most _BLOCK_BYTES, so that together they stay within half a stack, leaving room for
-    # the (n_k, e)-sized scratch of the dK and dV products.
-    rows = _block_rows(batch, n_q, n_k, dtype, quarter=True)
-    buf_p = np.empty(math.prod(batch) * rows * n_k, dtype=dtype)
+    dK = np.empty(batch + (n_k, e), dtype=dtype)
+    dV = np.empty(batch + (n_k, e_v), dtype=dtype)
+    # Blocks of whole matrices or of query rows: two buffers (the weights, and dP turned into dS), each at most a
+    # quarter of the score stack and at most _BLOCK_BYTES, so that together they stay within half a stack, leaving
+    # room for the (n_k, e)-sized scratch of the dK and dV products when a matrix takes several blocks.
+    matrices, rows = _block_shape(batch, n_q, n_k, dtype, quarter=True, causal=causal)
+    split = rows < n_q
+    # dP - D in one product, [dO, -D] [V, 1]^T, when the block of [dO, -D] fits in the scratch
+    fuse_d = fused is not None and rows * (e_v + 1) <= n_k * max(e, e_v)
+    buf_p = np.empty(matrices * rows * n_k, dtype=dtype)
     buf_d = np.empty_like(buf_p)
-    scratch = np.empty(math.prod(batch) * n_k * max(e, e_v), dtype=dtype)
-    kt = np.swapaxes(k, -1, -2)
-    vt = np.swapaxes(v, -1, -2)
-    for r0, r1, keys, shape in _blocks(batch, n_q, n_k, rows, causal):
-        size = math.prod(shape)
-        P = buf_p[:size].reshape(shape)
-        dS = buf_d[:size].reshape(shape)
-        np.matmul(qs[..., r0:r1, :], kt[..., :keys], out=P)
-        P -= lse[..., r0:r1, None]
-        if blocked is not None:
-            np.copyto(P, -np.inf, where=blocked[..., r0:r1, :keys])
-        np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
-        g_rows = g[..., r0:r1, :]
-        part = scratch[: math.prod(batch) * keys * e_v].reshape(batch + (keys, e_v))
-        dV[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows, out=part)
-        np.matmul(g_rows, vt[..., :keys], out=dS)  # dP
-        dS -= D[..., r0:r1, :]
-        dS *= P  # dS = P * (dP - D), in place
-        np.matmul(dS, k[..., :keys, :], out=dQ[..., r0:r1, :])
-        part = scratch[: math.prod(batch) * keys * e].reshape(batch + (keys, e))
-        dK[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), qs[..., r0:r1, :], out=part)
+    scratch = None
+    if split or fuse_d:
+        scratch = np.empty(matrices * max(n_k * max(e, e_v) if split else 0, rows * (e_v + 1) if fuse_d else 0), dtype)
+    if fused is not None:
+        qf, kf, vf = fused["Q"], fused["K"], fused["V"]
+    for index in _batch_blocks(batch, matrices):
+        dQ_b, dK_b, dV_b, D_b, g_b = dQ[index], dK[index], dV[index], D[index], _take(g, index, 2)
+        lead = dQ_b.shape[:-2]
+        count = math.prod(lead)
+        q_b, k_b, v_b = _take(qs, index, 2), _take(k, index, 2), _take(v, index, 2)
+        if fused is not None:
+            qf_b, kf_b, vf_b = _take(qf, index, 2), _take(kf, index, 2), _take(vf, index, 2)
+        else:
+            lse_b = lse[index]
+        first = True
+        for r0, r1, keys in _rows(n_q, n_k, rows, causal):
+            shape = lead + (r1 - r0, keys)
+            P = buf_p[: math.prod(shape)].reshape(shape)
+            dS = buf_d[: math.prod(shape)].reshape(shape)
+            if fused is not None:  # S - lse in one product: [sQ, lse] [K, -1]^T
+                np.matmul(qf_b[..., r0:r1, :], np.swapaxes(kf_b[..., :keys, :], -1, -2), out=P)
+            else:
+                np.matmul(q_b[..., r0:r1, :], np.swapaxes(k_b[..., :keys, :], -1, -2), out=P)
+                P -= lse_b[..., r0:r1, None]
+            if blocked is not None:
+                _mask_block(P, blocked, general, index, r0, r1, keys, transposed=False)
+            np.exp(P, out=P)  # the weights, recomputed: exp(S - lse)
+            g_rows = g_b[..., r0:r1, :]
+            # the first run of a matrix writes dK and dV, later ones (split rows) add to them
+            if first:
+                np.matmul(np.swapaxes(P, -1, -2), g_rows, out=dV_b[..., :keys, :])
+            else:
+                part = scratch[: count * keys * e_v].reshape(lead + (keys, e_v))
+                dV_b[..., :keys, :] += np.matmul(np.swapaxes(P, -1, -2), g_rows, out=part)
+            if fuse_d:
+                ga = scratch[: count * (r1 - r0) * (e_v + 1)].reshape(lead + (r1 - r0, e_v + 1))
+                ga[..., :e_v] = g_rows
+                np.negative(D_b[..., r0:r1], out=ga[..., e_v])
+                np.matmul(ga, np.swapaxes(_take(vf, index, 2)[..., :keys, :], -1, -2), out=dS)  # dP - D
+            else:
+                np.matmul(g_rows, np.swapaxes(v_b[..., :keys, :], -1, -2), out=dS)  # dP
+                dS -= D_b[..., r0:r1, None]
+            dS *= P  # dS = P * (dP - D), in place
+            np.matmul(dS, k_b[..., :keys, :], out=dQ_b[..., r0:r1, :])
+            if first:
+                np.matmul(np.swapaxes(dS, -1, -2), q_b[..., r0:r1, :], out=dK_b[..., :keys, :])
+                dK_b[..., keys:, :] = 0.0  # keys that no query of this matrix may attend to
+                dV_b[..., keys:, :] = 0.0
+                first = False
+            else:
+                part = scratch[: count * keys * e].reshape(lead + (keys, e))
+                dK_b[..., :keys, :] += np.matmul(np.swapaxes(dS, -1, -2), q_b[..., r0:r1, :], out=part)
     dQ *= scale
     # qs carries the scale, so dK = dS^T (s Q) is already complete
     return (
