@@ -228,7 +228,15 @@ def _print_pdf(browser, url: str, media: str = "print", css: str = "") -> list[s
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     reader = PdfReader(io.BytesIO(base64.b64decode(pdf["data"])))
+    _print_pdf.layout = [" ".join((page.extract_text(extraction_mode="layout") or "").split()) for page in reader.pages]
     return [" ".join((page.extract_text() or "").split()) for page in reader.pages]
+
+
+# The text of the last printed PDF in pypdf's layout mode, which orders the text by its position on the
+# page: a formula (MathJax draws it as text objects of its own, which the plain mode puts at the end of
+# the page) is read where it is printed, inside its row, though the characters of stacked sub- and
+# superscripts may come in another order than the formula's.
+_print_pdf.layout = []
 
 
 # For each row of the rules table: the text of every typeset formula of its 'backward' cell, as
@@ -279,7 +287,11 @@ def _squeeze(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
-def _print_problems(pages: list[str], names: list[str], sections: list[str], rows: list[dict]) -> list[str]:
+def _print_problems(pages: list[str], names: list[str], sections: list[str], rows: list[dict], layout=None) -> list[str]:
+    """What is wrong with the printed rules page: ``pages`` in pypdf's plain mode, ``layout`` in its layout mode."""
+    from collections import Counter
+
+    layout = _print_pdf.layout if layout is None else layout
     text = " ".join(pages)
     problems = []
     # The navigation sidebar lists the parts of the book; the printed page must not.
@@ -295,8 +307,17 @@ def _print_problems(pages: list[str], names: list[str], sections: list[str], row
     table = _squeeze(" ".join(pages[starts[0] : ends[0]]))
     if len(rows) != len(names):
         problems.append(f"the built table has {len(rows)} rows, the notebook {len(names)}")
-    # Each printed entry starts with its number and rule ("3. einsum, the general rule"); an entry's
-    # text is what lies between its start and the next entry's, and each row is checked in its own.
+    for row in rows:
+        if not row["backward"]:
+            problems.append(f"row {row['number']}: no typeset formula in its backward cell")
+        for formula in row["backward"]:
+            if _squeeze(formula) not in table:
+                problems.append(f"row {row['number']}: backward formula {formula!r} missing from the printed table")
+    # Each printed entry starts with its number and rule ("3. einsum, the general rule"); in the layout
+    # text an entry is what lies between its start and the next entry's. Each row's formulas (as
+    # characters: see _print_pdf.layout) and its 'derived in' text must be in its own entry.
+    table = _squeeze(" ".join(layout[starts[0] : ends[0]]))
+    contains = lambda entry, text: not (Counter(_squeeze(text)) - Counter(entry))
     starts_at, pos = [], 0
     for number, name in enumerate(names, start=1):
         at = table.find(_squeeze(f"{number}. {name}"), pos)
@@ -307,12 +328,10 @@ def _print_problems(pages: list[str], names: list[str], sections: list[str], row
         pos = at
     entries = [table[a:b] for a, b in zip(starts_at, starts_at[1:] + [len(table)])]
     for row, entry in zip(rows, entries):
-        if not row["backward"]:
-            problems.append(f"row {row['number']}: no typeset formula in its backward cell")
         for formula in row["backward"]:
-            if _squeeze(formula) not in entry:
+            if not contains(entry, formula):
                 problems.append(f"row {row['number']}: backward formula {formula!r} missing from its printed entry")
-        if _squeeze(row["derived"]) not in entry:
+        if not contains(entry, row["derived"]):
             problems.append(f"row {row['number']}: 'derived in' text {row['derived']!r} missing from its printed entry")
     return problems
 
