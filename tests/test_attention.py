@@ -9,6 +9,7 @@ a stored weight matrix, and a backward that stores two score-sized arrays exceed
 memory bound.
 """
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -498,3 +499,26 @@ def test_backward_peak_memory_is_at_most_one_score_stack(causal, rng):
 
 def test_public_names():
     assert {"attention_forward", "attention_backward"} <= set(matgrad.__all__)
+
+
+@pytest.mark.parametrize("mask_shape", [None, (5, 7), (2, 4, 5, 7), (4, 1, 7)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_cache_keeps_one_byte_per_blocked_score(mask_shape, causal, rng):
+    """As documented: with a mask or causal=True the cache keeps one boolean per score of the mask broadcast
+    against (n_q, n_k) (n_q * n_k bytes for causal=True alone or a 2-D mask), and nothing boolean otherwise."""
+    n_q, n_k = 5, 7
+    Q, K, V, _ = problem(rng, (2, 4, n_q, 3), (2, 4, n_k, 3), (2, 4, n_k, 2))
+    kwargs = {"causal": causal}
+    if mask_shape is not None:
+        mask = rng.random(mask_shape) < 0.5
+        mask[..., 0] = True  # every query row may attend to key 0 (also under causal=True)
+        kwargs["mask"] = mask
+    _, cache = attention_forward(Q, K, V, **kwargs)
+    booleans = [a for a in arrays_in(cache) if a.dtype == bool]
+    if mask_shape is None and not causal:
+        assert booleans == []
+        return
+    expected = np.broadcast_shapes(mask_shape or (), (n_q, n_k))
+    assert [a.shape for a in booleans] == [expected]
+    assert booleans[0].nbytes == math.prod(expected)
+    assert booleans[0].base is None  # its own array, not a view of the caller's mask

@@ -14,7 +14,10 @@ with the scale :math:`s = 1/\\sqrt{e}` unless given, and masked scores set to
 The weights ``P`` are one ``(n_q, n_k)`` array per matrix of the stack, the largest
 object of the computation. The forward pass does not keep them: its cache holds the
 inputs, ``O`` and one number per query row, the log-sum-exp of the scores
-:math:`\\ell_i = \\log \\sum_j e^{S_{ij}}`. The backward pass recomputes
+:math:`\\ell_i = \\log \\sum_j e^{S_{ij}}`. With a mask or ``causal=True`` it also keeps the
+boolean array of the entries that may not be attended, one byte per score (of one
+``(n_q, n_k)`` matrix, or of as many matrices as the mask has): an eighth of the size of
+float64 weights. The backward pass recomputes
 :math:`P = \\exp(S - \\ell)` and uses the identity
 :math:`\\operatorname{rowsum}(dP \\odot P) = \\operatorname{rowsum}(dO \\odot O)`, so that
 :math:`dS = P \\odot (dP - \\operatorname{rowsum}(dO \\odot O))` needs neither ``P`` nor
@@ -254,9 +257,12 @@ def attention_forward(Q, K, V, *, mask=None, causal=False, scale=None, max_bytes
         ``V`` together (integers become float64; float32 stays float32).
     cache : object
         Private, read-only copies of what :func:`attention_backward` needs:
-        ``scale * Q``, ``K``, ``V``, ``O``, the log-sum-exp of every row of
-        scores, and the boolean array of masked entries (the mask combined with
-        the causal triangle), if any. No floating ``(n_q, n_k)`` array is kept.
+        ``scale * Q``, ``K``, ``V``, ``O`` and the log-sum-exp of every row of
+        scores. With a ``mask`` or ``causal=True``
+        it also keeps the boolean array of the entries that may not be attended
+        (the mask combined with the causal triangle), one byte per score: shape
+        ``(n_q, n_k)``, or the mask's shape broadcast against ``(n_q, n_k)`` when
+        the mask has leading axes. No floating ``(n_q, n_k)`` array is kept.
 
     Raises
     ------
