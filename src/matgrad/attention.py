@@ -25,10 +25,14 @@ float64 weights. The backward pass recomputes
 
 Both passes work through the score stack ``(..., n_q, n_k)`` in blocks: as many whole
 matrices of the stack as fit, or, when one matrix does not fit, runs of query rows of one
-matrix. With ``causal=True`` the rows of each matrix are split in four runs, and a run
-of rows ending at row ``r`` uses only the keys ``j < r``. A block's floating buffer holds
-at most a quarter of the rows of the whole stack (rounded up) and at most 8 MiB; the
-backward needs two such buffers, which together stay within half a stack. The cached
+matrix. With ``causal=True`` the rows of each matrix are split into runs of a quarter of
+its rows (rounded up; more runs where the 8 MiB cap below binds), and a run of rows ending
+at row ``r`` uses only the keys ``j < r``. A block's floating buffer holds at most a
+quarter of the rows of the whole stack, rounded up, and at most 8 MiB, but at least one
+row; the backward needs two such buffers, and, when a matrix is split into runs of rows,
+a scratch array of ``n_k * max(e, e_v)`` numbers. For a stack of four rows or more whose
+rows are longer than ``e`` and ``e_v`` (the usual case), this stays within about half a
+stack; for very short stacks the rounding and the scratch can take more. The cached
 copies of ``s Q``, ``K`` and ``V`` carry one more column each (the log-sum-exp, -1 and 1), so that
 one matrix product gives :math:`S - \\ell`, another :math:`dP - D`, and the forward's
 product with ``V`` gives the row sums of the weights as well.
@@ -462,10 +466,13 @@ def attention_backward(dO, cache):
     :math:`P = 0`, hence :math:`dS = 0`. The stack is processed in blocks of whole
     matrices or of query rows of one matrix; each block needs two floating buffers
     (the weights and :math:`dP`, which becomes :math:`dS` in place), each at most a
-    quarter of the rows of the ``(..., n_q, n_k)`` stack and at most 8 MiB, so that
-    the backward's peak memory beyond its inputs and outputs stays below one such
-    stack. With ``causal=True`` a block of rows ending at row ``r`` uses only the
-    keys ``j < r``.
+    quarter of the rows of the ``(..., n_q, n_k)`` stack (rounded up, at least one
+    row) and at most 8 MiB, plus, when a matrix is split into runs of rows, a scratch
+    array of ``n_k * max(e, e_v)`` numbers. For four or more query rows longer than
+    ``e`` and ``e_v`` the backward's peak memory beyond its inputs and outputs
+    therefore stays below one such stack (measured in ``benchmarks/bench_attention.py``);
+    for very short stacks it can be larger. With ``causal=True`` a block of rows
+    ending at row ``r`` uses only the keys ``j < r``.
 
     Examples
     --------
@@ -512,8 +519,9 @@ def attention_backward(dO, cache):
     dK = np.empty(batch + (n_k, e), dtype=dtype)
     dV = np.empty(batch + (n_k, e_v), dtype=dtype)
     # Blocks of whole matrices or of query rows: two buffers (the weights, and dP turned into dS), each at most a
-    # quarter of the score stack and at most _BLOCK_BYTES, so that together they stay within half a stack, leaving
-    # room for the (n_k, e)-sized scratch of the dK and dV products when a matrix takes several blocks.
+    # quarter of the score stack's rows (rounded up, at least one) and at most _BLOCK_BYTES, so that for stacks of
+    # four rows or more they stay within about half a stack, plus the (n_k, max(e, e_v)) scratch of the dK and dV
+    # products when a matrix takes several blocks.
     matrices, rows = _block_shape(batch, n_q, n_k, dtype, quarter=True, causal=causal)
     split = rows < n_q
     # dP - D in one product, [dO, -D] [V, 1]^T, when the block of [dO, -D] fits in the scratch
