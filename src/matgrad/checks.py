@@ -34,6 +34,8 @@ from .gradcheck import (
     _check_n_directions,
     _check_tolerance,
     _compare,
+    _directions,
+    _rng_from_seed,
     _scratch_copy,
 )
 
@@ -343,9 +345,7 @@ def _check_one(point, i, claimed, s, rng, f0):
     else:
         h = s.eps if s.eps is not None else _default_eps(work)
         num, cla, again = [], [], []
-        for d in range(s.n_directions):
-            v = rng.standard_normal(work.shape)
-            v /= max(np.linalg.norm(v), 1e-300)
+        for d, v in enumerate(_directions(rng, work.shape, s.n_directions)):  # as check_gradient draws them
             a, b = _direction_differences(point, i, claimed, v, h)
             num.append(a)
             cla.append(b)
@@ -496,10 +496,7 @@ def _run(f, inputs, grads, convert, *, method, rtol, atol, eps, max_entries, n_d
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     s = _Settings(rtol, atol, eps, method, max_entries, n_directions)
-    try:
-        rng = np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"seed must be what np.random.default_rng accepts; got {seed!r:.80} ({exc})") from None
+    rng = _rng_from_seed(seed)
     point = _Point(f, inputs, convert)
     claimed = _claimed_gradients(point, grads)
     f0 = point()
