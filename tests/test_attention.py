@@ -372,7 +372,13 @@ def test_integers_become_float64(rng):
 def test_float64_gradient_on_a_float32_cache_is_promoted(rng):
     Q, K, V, dO = problem(rng, (4, 3), (5, 3), (5, 2), dtype=np.float32)
     _, cache = attention_forward(Q, K, V)
-    assert all(g.dtype == np.float64 for g in attention_backward(dO.astype(np.float64), cache))
+    promoted = attention_backward(dO.astype(np.float64), cache)
+    assert all(g.dtype == np.float64 for g in promoted)
+    # the promoted backward takes the path without the cache's extra columns; its values must agree with a
+    # float64 computation on the same (float32-valued) inputs, up to the float32 rounding of the cache
+    _, cache64 = attention_forward(*(x.astype(np.float64) for x in (Q, K, V)))
+    for mine, ref in zip(promoted, attention_backward(dO.astype(np.float64), cache64)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------- bad inputs
