@@ -127,10 +127,26 @@ return {containers: document.querySelectorAll('mjx-container').length, untypeset
 """
 
 
+def _wait_until_settled(browser, timeout: float = 15.0) -> None:
+    """Wait until the loaded document has a body and the same URL, complete, on two looks 0.2 s apart."""
+    import time
+
+    look = "return [document.readyState === 'complete' && document.body !== null, location.href];"
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        ready, href = browser.execute_script(look)
+        if ready and href == last:
+            return
+        last = href if ready else None
+        time.sleep(0.2)
+    pytest.fail(f"the page did not settle within {timeout:.0f} s (last URL {last})", pytrace=False)
+
+
 def _problems(browser, url: str, has_math: bool) -> list[str]:
     """What a reader would see go wrong on the page at ``url``."""
     browser.get_log("browser")  # drop what earlier pages logged
     browser.get(url)
+    _wait_until_settled(browser)  # the root index.html redirects, and the next page may still be loading
     state = browser.execute_async_script(WAIT_FOR_MATHJAX) if has_math else "no math"
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight);")
     result = browser.execute_script(INSPECT)
